@@ -1,0 +1,25 @@
+# h5serve: the two commands a fresh machine needs are `make run` and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: run test lint train
+
+## Serve the bundled model (or $MODEL_PATH) with gunicorn + gevent on http://127.0.0.1:5000
+run:
+	scripts/bootstrap.sh runtime
+	$(BIN)/gunicorn -c gunicorn.conf.py "app:create_app()"
+
+## Install everything the tests need, lint, and run the whole test suite
+test:
+	scripts/bootstrap.sh dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint:
+	$(BIN)/ruff check .
+
+## Retrain the bundled model from Debian's dataset-fashion-mnist (about 12 minutes on 2 cores)
+train:
+	scripts/bootstrap.sh dev
+	$(BIN)/python scripts/train_fashion_mnist.py

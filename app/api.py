@@ -1,0 +1,60 @@
+"""The JSON API: prediction endpoints, health and model description.
+
+Routes stay thin: read the request, call the inference service, shape the response.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from app.errors import ApiError
+from app.inference import InferenceService
+from app.rows import parse_pixel_rows
+from app.uploads import read_image_upload, read_json_body
+
+bp = Blueprint("api", __name__)
+
+
+def inference() -> InferenceService:
+    """The process's inference service, set up by the app factory."""
+    return current_app.extensions["h5serve"]
+
+
+@bp.post("/predictlabel")
+def predict_label() -> Response:
+    """Multipart image upload -> most probable label and every class probability."""
+    prediction = inference().classify_image(read_image_upload())
+    return jsonify(prediction.to_json())
+
+
+@bp.post("/predict")
+def predict_rows() -> Response:
+    """`{"input": [row, ...]}` raw 0-255 pixel rows -> one probability list per row."""
+    body = read_json_body()
+    if not isinstance(body, dict) or "input" not in body:
+        raise ApiError(400, "missing_field",
+                       'The JSON body must be an object with an "input" list of pixel rows.')
+    service = inference()
+    pixels = parse_pixel_rows(body["input"], service.spec, service.settings.MAX_PREDICT_ROWS)
+    return jsonify(service.classify_pixels(pixels).tolist())
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Liveness: the process answers."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Readiness: the model is loaded, warmed up and its batcher is running."""
+    if not inference().ready:
+        raise ApiError(503, "not_ready", "The model is not ready to serve.",
+                       headers={"Retry-After": "5"})
+    return jsonify({"status": "ready", "model": inference().classifier.name})
+
+
+@bp.get("/model")
+def model_info() -> Response:
+    """Name, input spec, labels, preprocessing and library versions."""
+    return jsonify(inference().classifier.describe())

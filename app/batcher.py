@@ -1,0 +1,135 @@
+"""Adaptive micro-batching: requests that arrive while the model is busy share a batch.
+
+One loop per process owns the model, so TensorFlow is never called concurrently.
+It takes whatever is queued (up to MAX_BATCH_SIZE rows), runs it, and hands each
+request its own rows back. An idle model runs a lone request at once; the optional
+MAX_BATCH_DELAY_MS only applies when there is something to wait for.
+
+Under gunicorn's gevent worker `threading` is monkey-patched: the loop is then a
+greenlet, and the forward pass is handed to a real thread from gevent's thread pool,
+so the hub keeps serving /healthz and new connections while a batch computes.
+Without gevent (tests, sync servers) the loop is a plain thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+PredictFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _offloader() -> Callable[[PredictFn, np.ndarray], np.ndarray]:
+    """Run the forward pass in a real OS thread when the process runs on gevent."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a hard dependency in production
+        monkey = None
+    if monkey is not None and monkey.is_module_patched("threading"):
+        import gevent
+
+        pool = gevent.get_hub().threadpool
+        return lambda fn, batch: pool.apply(fn, (batch,))
+    return lambda fn, batch: fn(batch)
+
+
+@dataclass
+class _Job:
+    rows: np.ndarray
+    future: Future = field(default_factory=Future)
+
+
+class MicroBatcher:
+    """Coalesce concurrent `submit` calls into batches for one `predict_fn`."""
+
+    def __init__(self, predict_fn: PredictFn, max_batch_size: int = 32,
+                 max_delay_s: float = 0.0, max_queue: int = 256) -> None:
+        self._predict = predict_fn
+        self.max_batch_size = max_batch_size
+        self.max_delay_s = max_delay_s
+        self.max_queue = max_queue
+        self._offload = _offloader()
+        self._jobs: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """False if the batching loop has died (the process can no longer infer)."""
+        return self._thread.is_alive()
+
+    def submit(self, rows: np.ndarray) -> np.ndarray:
+        """Run `rows` (model input, batch axis first) and return their outputs.
+
+        Raises ApiError(503) at once when MAX_QUEUE_SIZE requests are already waiting.
+        """
+        job = _Job(rows)
+        with self._cond:
+            if len(self._jobs) >= self.max_queue:
+                raise ApiError(503, "overloaded",
+                               "The server is at capacity; retry in a moment.",
+                               headers={"Retry-After": "1"})
+            self._jobs.append(job)
+            self._cond.notify()
+        return job.future.result()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            self._execute(batch)
+
+    def _next_batch(self) -> list[_Job]:
+        """Block for the first job, then take more while they fit (and the delay allows)."""
+        with self._cond:
+            while not self._jobs:
+                self._cond.wait()
+            batch = [self._jobs.popleft()]
+            rows = len(batch[0].rows)
+            deadline = time.monotonic() + self.max_delay_s
+            while rows < self.max_batch_size:
+                if not self._jobs:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._cond.wait(remaining):
+                        break
+                    continue
+                if rows + len(self._jobs[0].rows) > self.max_batch_size:
+                    break
+                job = self._jobs.popleft()
+                batch.append(job)
+                rows += len(job.rows)
+        return batch
+
+    def _execute(self, batch: list[_Job]) -> None:
+        """Run the batch; on failure, run each job alone so one bad job fails only itself."""
+        try:
+            outputs = self._run_rows(np.concatenate([job.rows for job in batch]))
+        except Exception as exc:
+            if len(batch) == 1:
+                log.exception("inference failed for a batch of %d rows", len(batch[0].rows))
+                batch[0].future.set_exception(exc)
+                return
+            for job in batch:
+                self._execute([job])
+            return
+        start = 0
+        for job in batch:
+            job.future.set_result(outputs[start:start + len(job.rows)])
+            start += len(job.rows)
+
+    def _run_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Forward pass in chunks of at most max_batch_size rows (big client batches)."""
+        chunks = [self._offload(self._predict, rows[i:i + self.max_batch_size])
+                  for i in range(0, len(rows), self.max_batch_size)]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)

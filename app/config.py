@@ -1,0 +1,92 @@
+"""Service settings, read once from environment variables with safe defaults.
+
+Every variable here is documented in the README's configuration table; tests pass a
+mapping of overrides to `create_app(config)` instead of touching the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "fashion_mnist.h5"
+
+
+def _parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed service configuration; field names are the environment variable names."""
+
+    MODEL_PATH: Path = DEFAULT_MODEL_PATH
+    MAX_CONTENT_LENGTH: int = 15 * 1024 * 1024
+    MAX_PREDICT_ROWS: int = 1024
+    MAX_IMAGE_PIXELS: int = 50_000_000
+    MAX_BATCH_SIZE: int = 32
+    MAX_BATCH_DELAY_MS: float = 0.0
+    MAX_QUEUE_SIZE: int = 256
+    CORS_ORIGINS: str = "*"
+    TRUST_PROXY: bool = False
+    LOG_LEVEL: str = "INFO"
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None,
+             environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (default: os.environ), then `overrides`.
+
+        A malformed value fails here, at startup, naming the variable.
+        """
+        environ = os.environ if environ is None else environ
+        overrides = dict(overrides or {})
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            if field.name in overrides:
+                raw: Any = overrides.pop(field.name)
+            elif field.name in environ:
+                raw = environ[field.name]
+            else:
+                continue
+            values[field.name] = _convert(field.name, field.default, raw)
+        if overrides:
+            raise ValueError(f"unknown settings: {', '.join(sorted(overrides))}")
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Reject values that would make the service misbehave later."""
+        for name in ("MAX_CONTENT_LENGTH", "MAX_PREDICT_ROWS", "MAX_IMAGE_PIXELS",
+                     "MAX_BATCH_SIZE", "MAX_QUEUE_SIZE"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.MAX_BATCH_DELAY_MS < 0:
+            raise ValueError("MAX_BATCH_DELAY_MS must not be negative")
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """CORS_ORIGINS as a list; empty means cross-origin requests are not allowed."""
+        return [o.strip() for o in self.CORS_ORIGINS.split(",") if o.strip()]
+
+
+def _convert(name: str, default: Any, raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return Path(raw) if isinstance(default, Path) else raw
+    try:
+        if isinstance(default, bool):
+            return _parse_bool(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+        return type(default)(raw)
+    except ValueError as exc:
+        raise ValueError(f"invalid value for {name}: {exc}") from None

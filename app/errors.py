@@ -1,0 +1,98 @@
+"""One error type for clients, and the handlers that render every failure.
+
+API clients always get `{"success": false, "error": {"code", "message"}}` with the
+right status; browsers asking for HTML get a friendly page. No traceback ever
+reaches a client: unexpected exceptions are logged here and answered with a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+# Machine-readable codes for werkzeug's own HTTP errors (routing, size limits, ...).
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """A failure the client can act on: HTTP status, stable code, human message."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def to_dict(self) -> dict[str, object]:
+        return {"success": False, "error": {"code": self.code, "message": self.message}}
+
+
+def wants_html() -> bool:
+    """True for browser page requests; API blueprints always answer JSON."""
+    if request.blueprint == "api":
+        return False
+    accept = request.accept_mimetypes
+    return accept["text/html"] > accept["application/json"]
+
+
+def _from_http_exception(exc: HTTPException) -> ApiError:
+    status = exc.code or 500
+    code = _HTTP_CODES.get(status, "http_error")
+    if status == 413:
+        message = f"Request body is too large: the limit is {request.max_content_length} bytes."
+    elif status == 405:
+        allowed = ", ".join(sorted(getattr(exc, "valid_methods", None) or []))
+        message = f"Method {request.method} is not allowed here" + (
+            f"; use {allowed}." if allowed else ".")
+    elif status == 404:
+        message = f"No such endpoint: {request.path}. See GET /model and the README."
+    else:
+        message = exc.description or exc.name
+    return ApiError(status, code, message)
+
+
+def render_error(error: ApiError) -> Response:
+    """Render an ApiError as JSON or as the friendly HTML page."""
+    if wants_html():
+        html = render_template("error.html", error=error)
+        response = Response(html, status=error.status, mimetype="text/html")
+    else:
+        response = jsonify(error.to_dict())
+        response.status_code = error.status
+    response.headers.update(error.headers)
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route ApiError, every HTTPException and anything unexpected through render_error."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> Response:
+        return render_error(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        response = render_error(_from_http_exception(exc))
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return render_error(ApiError(500, "internal_error",
+                                     "The server failed to handle this request; it was logged."))

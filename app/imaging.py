@@ -1,0 +1,117 @@
+"""Decode uploaded image bytes in memory and turn them into the model's pixel grid.
+
+Safety first: only known raster formats are opened (no FITS/EPS/... surprises), the
+pixel count is checked from the header before anything is decoded, and Pillow's own
+decompression-bomb warning is an error. Speed second: big JPEGs are decoded at 1/2-1/8
+scale with draft mode before the exact resize.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.errors import ApiError
+from app.spec import ImageSpec
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
+_RESAMPLING = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+}
+_BACKGROUND = 255  # transparent pixels are composited on white
+
+
+def decode_image(data: bytes, spec: ImageSpec, max_pixels: int) -> np.ndarray:
+    """Image file bytes -> uint8 pixels of shape spec.pixel_shape (before scaling).
+
+    Raises ApiError(400) for anything that is not a decodable image within limits.
+    """
+    if not data:
+        raise ApiError(400, "empty_file", "The uploaded file is empty.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            _check_size(image, max_pixels)
+            if image.format == "JPEG":
+                image.draft("L" if spec.channels == 1 else "RGB", (spec.width, spec.height))
+            image = ImageOps.exif_transpose(image)
+            image = _to_mode(image, "L" if spec.channels == 1 else "RGB")
+            image = image.resize((spec.width, spec.height), _RESAMPLING[spec.resize],
+                                 reducing_gap=3.0 if spec.resize != "nearest" else None)
+        except ApiError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise _too_large(max_pixels) from None
+        except UnidentifiedImageError:
+            raise ApiError(400, "invalid_image",
+                           "The file is not an image we can read: send a PNG, JPEG, GIF, "
+                           "WebP, BMP or TIFF file.") from None
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise ApiError(400, "invalid_image",
+                           f"The image could not be decoded ({exc}); it may be truncated "
+                           "or corrupt.") from None
+    pixels = np.asarray(image, dtype=np.uint8)
+    return pixels.reshape(spec.pixel_shape)
+
+
+def _check_size(image: Image.Image, max_pixels: int) -> None:
+    if image.width * image.height > max_pixels:
+        raise _too_large(max_pixels)
+    if image.width < 1 or image.height < 1:
+        raise ApiError(400, "invalid_image", "The image has no pixels.")
+
+
+def _too_large(max_pixels: int) -> ApiError:
+    return ApiError(400, "image_too_large",
+                    f"The image has more than {max_pixels:,} pixels; send a smaller one.")
+
+
+def _to_mode(image: Image.Image, mode: str) -> Image.Image:
+    """Convert any Pillow mode to 'L' or 'RGB': alpha composited, 16-bit scaled down."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        image = _high_depth_to_l(image)
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (_BACKGROUND,) * 3 + (255,))
+        image = Image.alpha_composite(background, rgba)
+    return image if image.mode == mode else image.convert(mode)
+
+
+def _high_depth_to_l(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit gray: scale the full range to 0-255 (Pillow's convert clips)."""
+    values = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if values.max(initial=0) > 255 else 255.0
+    scaled = np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
+
+
+def maybe_invert(pixels: np.ndarray, invert: bool | str) -> np.ndarray:
+    """Invert a grayscale (H, W, 1) image when asked, or when 'auto' sees a light border.
+
+    Models trained on light-on-dark digits (MNIST) need dark-on-light photos inverted.
+    The border's mean brightness stands for the background.
+    """
+    if invert is False or pixels.shape[-1] != 1:
+        return pixels
+    if invert == "auto":
+        border = np.concatenate([pixels[0].ravel(), pixels[-1].ravel(),
+                                 pixels[:, 0].ravel(), pixels[:, -1].ravel()])
+        if border.mean() <= 127.5:
+            return pixels
+    return 255 - pixels
+
+
+def sniff_mimetype(data: bytes) -> str:
+    """MIME type of already-validated image bytes (for the result page's preview)."""
+    with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+        return image.get_format_mimetype() or "application/octet-stream"

@@ -1,0 +1,86 @@
+"""The one inference path every endpoint shares.
+
+image bytes -> decode_image -> maybe_invert -> to_model_input -> batcher -> model
+pixel rows  ------------------------------------^
+Each stage is a named function, so each can be timed and tested on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.batcher import MicroBatcher
+from app.classifier import Classifier
+from app.config import Settings
+from app.imaging import decode_image, maybe_invert
+from app.spec import ImageSpec
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Probabilities for one image, with the labels they belong to."""
+
+    labels: tuple[str, ...]
+    probabilities: np.ndarray
+
+    @property
+    def top_label(self) -> str:
+        return self.labels[int(np.argmax(self.probabilities))]
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """(label, probability) pairs, most probable first (for the upload page)."""
+        order = np.argsort(-self.probabilities, kind="stable")
+        return [(self.labels[i], float(self.probabilities[i])) for i in order]
+
+    def to_json(self) -> dict[str, object]:
+        """The deeplearning_flask response shape that curl users already parse."""
+        return {
+            "success": True,
+            "most_probable_label": self.top_label,
+            "predictions": [{"label": label, "probability": float(p)}
+                            for label, p in zip(self.labels, self.probabilities, strict=True)],
+        }
+
+
+class InferenceService:
+    """A loaded classifier behind its micro-batcher."""
+
+    def __init__(self, classifier: Classifier, settings: Settings) -> None:
+        if not classifier.ready:
+            raise RuntimeError("InferenceService needs a loaded classifier")
+        self.classifier = classifier
+        self.settings = settings
+        self.batcher = MicroBatcher(classifier.predict,
+                                    max_batch_size=settings.MAX_BATCH_SIZE,
+                                    max_delay_s=settings.MAX_BATCH_DELAY_MS / 1000,
+                                    max_queue=settings.MAX_QUEUE_SIZE)
+
+    @property
+    def spec(self) -> ImageSpec:
+        assert self.classifier.image_spec is not None
+        return self.classifier.image_spec
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        assert self.classifier.output_spec is not None
+        return self.classifier.output_spec.labels
+
+    @property
+    def ready(self) -> bool:
+        return self.classifier.ready and self.batcher.alive
+
+    def preprocess_image(self, data: bytes) -> np.ndarray:
+        """Encoded image -> (H, W, C) uint8 pixels as the model's training data looked."""
+        pixels = decode_image(data, self.spec, self.settings.MAX_IMAGE_PIXELS)
+        return maybe_invert(pixels, self.spec.invert)
+
+    def classify_image(self, data: bytes) -> Prediction:
+        """Classify one encoded image file."""
+        probabilities = self.classify_pixels(self.preprocess_image(data)[None])
+        return Prediction(self.labels, probabilities[0])
+
+    def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, H, W, C) pixels, 0-255 -> probabilities (N, classes)."""
+        return self.batcher.submit(self.spec.to_model_input(pixels))

@@ -1,0 +1,99 @@
+"""The optional model card: a JSON sidecar beside the model (`foo.h5` -> `foo.json`).
+
+It tells the service what the `.h5` file cannot: class names, how pixels were scaled
+in training, whether light-background images must be inverted, and the image size for
+models whose input shape leaves it open.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Scale = Literal["unit", "symmetric", "raw"]
+Invert = Literal[True, False, "auto"]
+ColorMode = Literal["grayscale", "rgb"]
+
+SCALES: tuple[str, ...] = ("unit", "symmetric", "raw")
+RESIZE_METHODS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lanczos", "box")
+
+
+class ModelCardError(ValueError):
+    """The sidecar exists but cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What the sidecar says; every field has a safe default."""
+
+    name: str
+    labels: list[str] | None = None
+    invert: Invert = False
+    scale: Scale = "unit"
+    resize: str = "bilinear"
+    image_size: tuple[int, int] | None = None
+    color_mode: ColorMode | None = None
+    description: str = ""
+    accuracy: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_model(cls, model_path: Path) -> ModelCard:
+        """Read `<stem>.json` beside the model, or return defaults named after the file."""
+        path = model_path.with_suffix(".json")
+        if not path.is_file():
+            return cls(name=model_path.stem)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelCardError(f"model card {path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ModelCardError(f"model card {path} must hold a JSON object")
+        return cls.from_dict(data, default_name=model_path.stem, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], default_name: str, source: str = "card") -> ModelCard:
+        def fail(key: str, expected: str) -> ModelCardError:
+            return ModelCardError(f"{source}: {key!r} must be {expected}, got {data[key]!r}")
+
+        known = {"name", "labels", "invert", "scale", "resize", "image_size", "color_mode",
+                 "description", "accuracy"}
+        labels = data.get("labels")
+        if labels is not None and (not isinstance(labels, list) or not labels
+                                   or not all(isinstance(x, str) for x in labels)):
+            raise fail("labels", "a non-empty list of strings")
+        invert = data.get("invert", False)
+        if invert not in (True, False, "auto"):
+            raise fail("invert", 'true, false or "auto"')
+        scale = data.get("scale", "unit")
+        if scale not in SCALES:
+            raise fail("scale", " or ".join(SCALES))
+        resize = data.get("resize", "bilinear")
+        if resize not in RESIZE_METHODS:
+            raise fail("resize", " or ".join(RESIZE_METHODS))
+        size = data.get("image_size")
+        if size is not None:
+            if (not isinstance(size, list) or len(size) != 2
+                    or not all(isinstance(v, int) and 0 < v <= 8192 for v in size)):
+                raise fail("image_size", "[height, width] in pixels")
+            size = (size[0], size[1])
+        color_mode = data.get("color_mode")
+        if color_mode not in (None, "grayscale", "rgb"):
+            raise fail("color_mode", '"grayscale" or "rgb"')
+        accuracy = data.get("accuracy")
+        if accuracy is not None and not isinstance(accuracy, (int, float)):
+            raise fail("accuracy", "a number")
+        return cls(
+            name=str(data.get("name") or default_name),
+            labels=labels,
+            invert=invert,
+            scale=scale,
+            resize=resize,
+            image_size=size,
+            color_mode=color_mode,
+            description=str(data.get("description", "")),
+            accuracy=accuracy,
+            extra={k: v for k, v in data.items() if k not in known},
+        )

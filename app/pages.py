@@ -1,0 +1,45 @@
+"""The browser pages: the upload form and its server-rendered result.
+
+Works with JavaScript off: the form posts here and the result is rendered on the
+server. Errors are shown on the same page, in words, with the form ready again.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+
+from flask import Blueprint, render_template
+
+from app.api import inference
+from app.errors import ApiError
+from app.imaging import sniff_mimetype
+from app.uploads import read_image_upload
+
+bp = Blueprint("pages", __name__)
+
+
+def _page(**context: object) -> str:
+    service = inference()
+    return render_template("index.html", model=service.classifier.describe(),
+                           max_bytes=service.settings.MAX_CONTENT_LENGTH, **context)
+
+
+@bp.get("/")
+def index() -> str:
+    """The upload form."""
+    return _page()
+
+
+@bp.post("/")
+def upload() -> tuple[str, int]:
+    """Plain form POST (no JavaScript): classify and render the result page."""
+    started = time.perf_counter()
+    try:
+        data = read_image_upload()
+        prediction = inference().classify_image(data)
+    except ApiError as error:
+        return _page(error=error), error.status
+    preview = f"data:{sniff_mimetype(data)};base64,{base64.b64encode(data).decode()}"
+    return _page(prediction=prediction, preview=preview,
+                 latency_ms=(time.perf_counter() - started) * 1000), 200

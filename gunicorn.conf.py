@@ -1,0 +1,39 @@
+"""gunicorn settings for h5serve: the Dockerfile, `make run` and the tests all use this file.
+
+Each worker builds the app (and loads the model) after the fork: TensorFlow does not
+survive a fork, so `preload_app` stays off. Every value can be set from the environment.
+"""
+
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:5000")
+workers = int(os.environ.get("WORKERS", "2"))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
+# For gevent workers this is a heartbeat: inference runs in a real thread, so the
+# hub keeps answering it even while a batch computes.
+timeout = int(os.environ.get("TIMEOUT", "60"))
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+keepalive = int(os.environ.get("KEEPALIVE", "5"))
+max_requests = int(os.environ.get("MAX_REQUESTS", "20000"))
+max_requests_jitter = int(os.environ.get("MAX_REQUESTS_JITTER", "2000"))
+preload_app = False
+# The control socket (gunicorn 27) lives in ~/.gunicorn; parallel servers would share it.
+control_socket_disable = True
+
+# Only nginx may set X-Forwarded-* (its address; 127.0.0.1 when run natively).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# %(h)s is the client address: with TRUST_PROXY=true, ProxyFix has already replaced
+# nginx's address with the client's from X-Forwarded-For. Request time in ms.
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms xff="%({x-forwarded-for}i)s" "%(a)s" %(p)s'
+
+# One model copy per worker: split the cores between workers rather than
+# letting every worker's TensorFlow start a thread per core.
+_threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _threads)
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up everything h5serve needs on a fresh Debian/Ubuntu machine, idempotently.
+#   scripts/bootstrap.sh runtime   # venv with requirements.txt (enough to serve)
+#   scripts/bootstrap.sh dev       # + test tools and the Debian packages the tests use
+# Re-running is cheap: pip runs only when a requirements file changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-runtime}
+venv=${VENV:-.venv}
+python=${PYTHON:-python3}
+case "$mode" in
+  runtime) requirements=requirements.txt ;;
+  dev) requirements=requirements-dev.txt ;;
+  *) echo "usage: $0 runtime|dev" >&2; exit 2 ;;
+esac
+
+# Debian packages the test suite drives for real (path to check : package).
+apt_packages=()
+if [ "$mode" = dev ]; then
+  for pair in \
+      /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz:dataset-fashion-mnist; do
+    [ -e "${pair%%:*}" ] || apt_packages+=("${pair##*:}")
+  done
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  echo "bootstrap: installing Debian packages: ${apt_packages[*]}"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      sudo="sudo -n"
+    else
+      echo "bootstrap: need root to install: apt-get install ${apt_packages[*]}" >&2
+      exit 1
+    fi
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${apt_packages[@]}" >/dev/null
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "bootstrap: creating virtual environment $venv"
+  "$python" -m venv "$venv"
+fi
+stamp="$venv/.installed-$mode"
+digest=$(cat requirements*.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+  echo "bootstrap: installing $requirements into $venv (first run: a few minutes)"
+  "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$requirements"
+  echo "$digest" > "$stamp"
+fi

@@ -1,0 +1,74 @@
+"""Shared fixtures: toy models built once per session, apps and clients around them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from toy_models import brightness_model, write_card
+
+from app import create_app
+from app.config import DEFAULT_MODEL_PATH
+from app.idx import DATASET_DIR, load_idx
+
+MakeApp = Callable[..., Flask]
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def bright_model(models_dir: Path) -> Path:
+    """28x28 grayscale toy: label "bright" when the mean pixel is above half, else "dark"."""
+    path = brightness_model(models_dir / "bright.h5", (28, 28, 1))
+    write_card(path, labels=["dark", "bright"], description="toy brightness model")
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_app() -> MakeApp:
+    """Build an app for `model_path` with setting overrides (flaskr's test_config)."""
+
+    def build(model_path: Path, **settings: object) -> Flask:
+        app = create_app({"MODEL_PATH": model_path, **settings})
+        app.testing = True
+        return app
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def app(make_app: MakeApp, bright_model: Path) -> Flask:
+    return make_app(bright_model, MAX_CONTENT_LENGTH=200_000, MAX_PREDICT_ROWS=8,
+                    MAX_IMAGE_PIXELS=4_000_000)
+
+
+@pytest.fixture()
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def fashion_app(make_app: MakeApp) -> Flask:
+    """The real bundled model."""
+    return make_app(DEFAULT_MODEL_PATH)
+
+
+@pytest.fixture(scope="session")
+def fashion_test_set() -> tuple[np.ndarray, np.ndarray]:
+    """The first 300 real Fashion-MNIST test images (uint8 28x28) and their labels."""
+    images = load_idx(DATASET_DIR / "t10k-images-idx3-ubyte.gz")[:300]
+    labels = load_idx(DATASET_DIR / "t10k-labels-idx1-ubyte.gz")[:300]
+    return images, labels

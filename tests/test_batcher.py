@@ -1,0 +1,98 @@
+"""MicroBatcher: coalescing, ordering, isolation of failures, bounded queue."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from app.batcher import MicroBatcher
+from app.errors import ApiError
+
+
+class GatedModel:
+    """Doubles its input; blocks each call until released, and records batch sizes."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.entered.set()
+        self.gate.wait(10)
+        if (batch < 0).any():
+            raise ValueError("negative input")
+        self.batches.append(len(batch))
+        return batch * 2
+
+
+def test_requests_queued_while_busy_share_one_batch() -> None:
+    model = GatedModel()
+    batcher = MicroBatcher(model, max_batch_size=32)
+    with ThreadPoolExecutor(12) as pool:
+        first = pool.submit(batcher.submit, np.array([[0.0]]))
+        assert model.entered.wait(5)
+        rest = [pool.submit(batcher.submit, np.array([[float(i)]])) for i in range(1, 11)]
+        while len(batcher._jobs) < 10:
+            threading.Event().wait(0.01)
+        model.gate.set()
+        results = [first.result(5)] + [f.result(5) for f in rest]
+    assert [r.tolist() for r in results] == [[[2.0 * i]] for i in range(11)]
+    assert model.batches == [1, 10], "a lone request ran at once; the queued ten ran together"
+
+
+def test_client_batches_are_chunked_and_reassembled_in_order() -> None:
+    model = GatedModel()
+    model.gate.set()
+    batcher = MicroBatcher(model, max_batch_size=4)
+    rows = np.arange(10, dtype=np.float32).reshape(10, 1)
+    np.testing.assert_array_equal(batcher.submit(rows), rows * 2)
+    assert model.batches == [4, 4, 2]
+
+
+def test_one_bad_request_does_not_fail_its_neighbours() -> None:
+    model = GatedModel()
+    batcher = MicroBatcher(model, max_batch_size=32)
+    with ThreadPoolExecutor(4) as pool:
+        blocker = pool.submit(batcher.submit, np.array([[1.0]]))
+        assert model.entered.wait(5)
+        good = pool.submit(batcher.submit, np.array([[2.0]]))
+        bad = pool.submit(batcher.submit, np.array([[-1.0]]))
+        also_good = pool.submit(batcher.submit, np.array([[3.0]]))
+        while len(batcher._jobs) < 3:
+            threading.Event().wait(0.01)
+        model.gate.set()
+        assert blocker.result(5).tolist() == [[2.0]]
+        assert good.result(5).tolist() == [[4.0]]
+        assert also_good.result(5).tolist() == [[6.0]]
+        with pytest.raises(ValueError, match="negative"):
+            bad.result(5)
+
+
+def test_full_queue_answers_503_at_once() -> None:
+    model = GatedModel()
+    batcher = MicroBatcher(model, max_batch_size=1, max_queue=2)
+    with ThreadPoolExecutor(4) as pool:
+        running = pool.submit(batcher.submit, np.array([[1.0]]))
+        assert model.entered.wait(5)
+        queued = [pool.submit(batcher.submit, np.array([[1.0]])) for _ in range(2)]
+        while len(batcher._jobs) < 2:
+            threading.Event().wait(0.01)
+        with pytest.raises(ApiError) as info:
+            batcher.submit(np.array([[1.0]]))
+        assert (info.value.status, info.value.code) == (503, "overloaded")
+        assert info.value.headers["Retry-After"] == "1"
+        model.gate.set()
+        assert running.result(5).tolist() == [[2.0]]
+        assert all(f.result(5).tolist() == [[2.0]] for f in queued)
+
+
+def test_batch_delay_waits_for_company_only_up_to_the_limit() -> None:
+    model = GatedModel()
+    model.gate.set()
+    batcher = MicroBatcher(model, max_batch_size=8, max_delay_s=0.05)
+    np.testing.assert_array_equal(batcher.submit(np.ones((1, 1))), [[2.0]])
+    assert model.batches == [1]
