@@ -19,7 +19,11 @@ esac
 apt_packages=()
 if [ "$mode" = dev ]; then
   for pair in \
-      /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz:dataset-fashion-mnist; do
+      /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz:dataset-fashion-mnist \
+      /usr/sbin/nginx:nginx-light \
+      /usr/bin/envsubst:gettext-base \
+      /usr/bin/openssl:openssl \
+      /usr/bin/curl:curl; do
     [ -e "${pair%%:*}" ] || apt_packages+=("${pair##*:}")
   done
 fi

@@ -92,3 +92,27 @@ def test_inference_does_not_freeze_the_hub(slow_model: Path, tmp_path: Path) -> 
     assert events[-1] == "infer done 200", events
     assert events[1:4] == ["health 200"] * 3, f"health waited for inference: {events}"
 
+
+def test_sigterm_lets_in_flight_requests_finish(slow_model: Path, tmp_path: Path) -> None:
+    """SIGTERM while a slow inference runs: the request completes, then the server exits."""
+    events: list[str] = []
+    with gunicorn(slow_model, tmp_path / "gunicorn.log", GRACEFUL_TIMEOUT="60") as (base, process):
+        image = encode(Image.new("RGB", (1024, 1024), "white"))
+        result: dict[str, int] = {}
+
+        def infer() -> None:
+            response = requests.post(base + "/predictlabel", files={"image": ("a.png", image)},
+                                     timeout=120)
+            result["status"] = response.status_code
+            events.append("infer done")
+
+        worker = threading.Thread(target=infer)
+        worker.start()
+        time.sleep(0.5)  # the upload is read and the forward pass has begun
+        process.terminate()
+        events.append("sigterm sent")
+        worker.join(120)
+        process.wait(60)
+        events.append("server exited")
+    assert result == {"status": 200}
+    assert events == ["sigterm sent", "infer done", "server exited"]

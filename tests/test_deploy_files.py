@@ -1,0 +1,157 @@
+"""Static checks of the container files: lint, schema, nginx -t, and values that must agree.
+
+Docker cannot run here, so the Dockerfile and compose file are checked statically and
+the nginx template is rendered exactly as the official image would render it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from servers import ROOT, VENV_BIN
+
+TEMPLATE = ROOT / "nginx" / "templates" / "default.conf.template"
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _compose_default(value: str) -> str:
+    """Resolve compose interpolation `${NAME:-default}` to its default, `$$` to `$`."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value)).replace("$$", "$")
+
+
+def _compose_env(service: str) -> dict[str, str]:
+    return {k: _compose_default(v) for k, v in COMPOSE["services"][service]["environment"].items()}
+
+
+@pytest.fixture()
+def prefix() -> Iterator[Path]:
+    """An nginx prefix under /tmp that nginx's unprivileged workers can reach."""
+    path = Path(tempfile.mkdtemp(prefix="h5serve-nginx-test."))
+    path.chmod(0o755)
+    (path / "logs").mkdir()
+    (path / "tmp").mkdir()
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture()
+def cert(prefix: Path) -> tuple[str, str]:
+    subprocess.run([str(ROOT / "scripts" / "make-cert.sh"), str(prefix / "certs")],
+                   check=True, capture_output=True)
+    return str(prefix / "certs" / "fullchain.pem"), str(prefix / "certs" / "privkey.pem")
+
+
+def render(env: dict[str, str], out: Path) -> str:
+    """Render the template with scripts/stack.sh's envsubst step (the image's logic)."""
+    subprocess.run([str(ROOT / "scripts" / "stack.sh"), "render", str(TEMPLATE), str(out)],
+                   check=True, env={"PATH": os.environ["PATH"], **env}, capture_output=True)
+    return out.read_text()
+
+
+def nginx_t(prefix: Path, conf: Path) -> subprocess.CompletedProcess[str]:
+    (prefix / "conf.d").mkdir(exist_ok=True)
+    shutil.copy(conf, prefix / "conf.d" / "default.conf")
+    shutil.copy(ROOT / "nginx" / "nginx.conf", prefix / "nginx.conf")
+    return subprocess.run(["nginx", "-t", "-p", f"{prefix}/", "-e", "logs/error.log",
+                           "-c", "nginx.conf"], capture_output=True, text=True)
+
+
+def loopback_env(cert: tuple[str, str], prefix: Path) -> dict[str, str]:
+    return {"APP_UPSTREAM": "127.0.0.1:15000", "SERVER_NAME": "localhost",
+            "TLS_CERT": cert[0], "TLS_KEY": cert[1], "HTTP_PORT": "18080",
+            "HTTPS_PORT": "18443", "PUBLIC_HTTPS_PORT": "18443", "CLIENT_MAX_BODY_SIZE": "15m",
+            "RATE_LIMIT": "50r/s", "RATE_LIMIT_BURST": "100", "PROXY_READ_TIMEOUT": "60s",
+            "STATIC_ROOT": str(ROOT / "static"), "ACME_ROOT": str(prefix)}
+
+
+def test_rendered_for_loopback_passes_nginx_t(prefix: Path, cert: tuple[str, str]) -> None:
+    text = render(loopback_env(cert, prefix), prefix / "loopback.conf")
+    assert "${" not in text
+    assert "server 127.0.0.1:15000" in text
+    assert "return 301 https://$host$https_port$request_uri;" in text, "nginx's $vars survive"
+    result = nginx_t(prefix, prefix / "loopback.conf")
+    assert result.returncode == 0, result.stderr
+
+
+def test_rendered_for_compose_passes_nginx_t(prefix: Path, cert: tuple[str, str]) -> None:
+    env = _compose_env("nginx")
+    # Only the certificate paths point into the container; everything else is as compose sets it.
+    env.update(TLS_CERT=cert[0], TLS_KEY=cert[1], STATIC_ROOT=str(ROOT / "static"),
+               ACME_ROOT=str(prefix))
+    text = render(env, prefix / "compose.conf")
+    assert "${" not in text
+    assert "listen 443 ssl http2;" in text and "listen 80;" in text
+    result = nginx_t(prefix, prefix / "compose.conf")
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_unset_variable_fails_the_render(prefix: Path, cert: tuple[str, str]) -> None:
+    env = loopback_env(cert, prefix)
+    del env["APP_UPSTREAM"]
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        render(env, prefix / "x.conf")
+    assert b"APP_UPSTREAM" in info.value.stderr
+
+
+def test_compose_envsubst_filter_names_exactly_the_template_variables() -> None:
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", TEMPLATE.read_text()))
+    pattern = _compose_env("nginx")["NGINX_ENVSUBST_FILTER"]
+    assert set(re.fullmatch(r"\^\((.*)\)\$", pattern).group(1).split("|")) == used
+    assert used <= set(_compose_env("nginx")), "compose defines every template variable"
+
+
+def test_compose_addresses_and_ports_agree() -> None:
+    app = COMPOSE["services"]["app"]
+    app_ip = _compose_default(app["networks"]["h5serve"]["ipv4_address"])
+    nginx = COMPOSE["services"]["nginx"]
+    nginx_ip = _compose_default(nginx["networks"]["h5serve"]["ipv4_address"])
+    subnet = _compose_default(COMPOSE["networks"]["h5serve"]["ipam"]["config"][0]["subnet"])
+    assert (subnet, app_ip) == ("172.16.239.0/24", "172.16.239.10")
+    upstream_host, upstream_port = _compose_env("nginx")["APP_UPSTREAM"].split(":")
+    assert upstream_host == app_ip
+    bind_port = _compose_env("app")["BIND"].rsplit(":", 1)[1]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"BIND=0.0.0.0:{upstream_port}" in dockerfile
+    assert bind_port == upstream_port and f"EXPOSE {upstream_port}" in dockerfile
+    assert _compose_env("app")["FORWARDED_ALLOW_IPS"] == nginx_ip
+    assert COMPOSE["networks"]["h5serve"]["driver"] == "bridge"
+
+
+def test_only_nginx_publishes_ports_and_mounts_are_read_only() -> None:
+    services = COMPOSE["services"]
+    assert [name for name, s in services.items() if "ports" in s] == ["nginx"]
+    assert all(":ro" in v for v in services["app"]["volumes"])
+    assert all(":ro" in v for v in services["nginx"]["volumes"])
+    assert services["nginx"]["depends_on"]["app"]["condition"] == "service_healthy"
+    assert re.fullmatch(r"nginx:1\.\d+\.\d+-alpine", services["nginx"]["image"])
+    assert services["nginx"]["restart"] == services["app"]["restart"] == "always"
+
+
+def test_compose_file_matches_the_compose_specification() -> None:
+    result = subprocess.run([str(VENV_BIN / "check-jsonschema"), "--builtin-schema",
+                             "vendor.compose-spec", str(ROOT / "docker-compose.yml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    result = subprocess.run([str(VENV_BIN / "hadolint"), "--failure-threshold", "info",
+                             str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_runs_gunicorn_conf_as_non_root_with_healthcheck() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:\d+\.\d+\.\d+-slim", text, re.M), "pinned slim base"
+    assert text.index("COPY requirements.txt") < text.index("COPY app/"), "deps before code"
+    assert re.search(r"^USER 10001", text, re.M)
+    assert "/readyz" in text.split("HEALTHCHECK", 1)[1]
+    assert 'CMD ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]' in text

@@ -1,0 +1,172 @@
+"""The production stack for real: scripts/stack.sh runs nginx (TLS) in front of gunicorn.
+
+Every request goes to 127.0.0.1 (or another loopback address) only.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from servers import ROOT, free_port
+
+EXAMPLE = ROOT / "static" / "examples" / "ankle_boot.png"
+
+
+@dataclass
+class Stack:
+    dir: Path
+    env: dict[str, str]
+    https: str
+    http: str
+    cert: str
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(ROOT / "scripts" / "stack.sh"), *args], env=self.env,
+                              capture_output=True, text=True, timeout=180)
+
+    def app_log(self) -> str:
+        return (self.dir / "logs" / "app.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    directory = Path(tempfile.mkdtemp(prefix="h5serve-stack-test."))
+    ports = {"APP_PORT": free_port(), "HTTP_PORT": free_port(), "HTTPS_PORT": free_port()}
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()},
+           "STACK_DIR": str(directory), "STACK_STATE": str(directory / "state"),
+           "VENV": sys.prefix, "WORKERS": "1", "GRACEFUL_TIMEOUT": "5"}
+    stack = Stack(directory, env, f"https://127.0.0.1:{ports['HTTPS_PORT']}",
+                  f"http://127.0.0.1:{ports['HTTP_PORT']}",
+                  str(directory / "certs" / "fullchain.pem"))
+    started = stack.run("up")
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield stack
+    finally:
+        stopped = stack.run("down")
+        shutil.rmtree(directory, ignore_errors=True)
+        assert stopped.returncode == 0, stopped.stderr
+
+
+def test_http_redirects_to_https_with_the_public_port(stack: Stack) -> None:
+    response = requests.get(stack.http + "/predictlabel?x=1", allow_redirects=False, timeout=10)
+    assert response.status_code == 301
+    assert response.headers["Location"] == stack.https + "/predictlabel?x=1"
+
+
+def test_acme_challenge_is_served_over_plain_http(stack: Stack) -> None:
+    challenge = stack.dir / "acme" / ".well-known" / "acme-challenge"
+    challenge.mkdir(parents=True, exist_ok=True)
+    (challenge / "token123").write_text("token123.key")
+    (challenge / "token123").chmod(0o644)
+    for part in (stack.dir / "acme", challenge.parent, challenge):
+        part.chmod(0o755)
+    response = requests.get(stack.http + "/.well-known/acme-challenge/token123", timeout=10)
+    assert (response.status_code, response.text) == (200, "token123.key")
+
+
+def test_predictlabel_over_https_through_nginx(stack: Stack) -> None:
+    with EXAMPLE.open("rb") as f:
+        response = requests.post(stack.https + "/predictlabel", files={"image": f},
+                                 verify=stack.cert, timeout=30)
+    assert response.status_code == 200
+    assert response.json()["most_probable_label"] == "Ankle boot"
+    assert response.headers["Strict-Transport-Security"] == "max-age=63072000"
+    assert response.headers["Server"] == "nginx", "no version leak"
+
+
+def test_hsts_is_on_error_responses_too(stack: Stack) -> None:
+    response = requests.get(stack.https + "/no-such-thing", verify=stack.cert, timeout=10)
+    assert response.status_code == 404
+    assert response.headers["Strict-Transport-Security"] == "max-age=63072000"
+
+
+def test_static_files_come_from_nginx(stack: Stack) -> None:
+    response = requests.get(stack.https + "/static/style.css", verify=stack.cert, timeout=10)
+    assert response.status_code == 200 and "text/css" in response.headers["Content-Type"]
+    assert "/static/style.css" not in stack.app_log(), "gunicorn never saw it"
+
+
+def test_body_over_the_limit_gets_nginx_413_json(stack: Stack) -> None:
+    body = b"\0" * (16 * 1024 * 1024)
+    response = requests.post(stack.https + "/predictlabel", files={"image": ("big.png", body)},
+                             verify=stack.cert, timeout=60)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def _handshake(stack: Stack, version: ssl.TLSVersion) -> str:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(stack.cert)
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the client offer old versions
+    context.minimum_version = context.maximum_version = version
+    port = int(stack.https.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                return str(tls.version())
+        except ssl.SSLError as exc:
+            return exc.reason or str(exc)
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
+def test_old_tls_versions_are_refused_by_the_server(stack: Stack, version) -> None:
+    assert _handshake(stack, version) == "TLSV1_ALERT_PROTOCOL_VERSION"
+
+
+@pytest.mark.parametrize(("version", "name"), [(ssl.TLSVersion.TLSv1_2, "TLSv1.2"),
+                                               (ssl.TLSVersion.TLSv1_3, "TLSv1.3")])
+def test_tls_12_and_13_succeed(stack: Stack, version, name) -> None:
+    assert _handshake(stack, version) == name
+
+
+def test_client_address_reaches_the_app_log(stack: Stack) -> None:
+    """Connect from 127.0.0.77: nginx forwards it, ProxyFix puts it in gunicorn's log."""
+    context = ssl.create_default_context(cafile=stack.cert)
+    port = int(stack.https.rsplit(":", 1)[1])
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context,
+                                             source_address=("127.0.0.77", 0), timeout=10)
+    connection.request("GET", "/healthz?from=77")
+    assert connection.getresponse().status == 200
+    connection.close()
+    lines = [line for line in stack.app_log().splitlines() if "/healthz?from=77" in line]
+    assert lines and lines[-1].startswith("127.0.0.77 "), lines
+
+
+def test_app_down_gives_502_json_and_recovers_without_restarting_nginx(stack: Stack) -> None:
+    nginx_pid = (stack.dir / "nginx.master.pid").read_text()
+    assert stack.run("stop-app").returncode == 0
+    response = requests.post(stack.https + "/predictlabel", files={"image": EXAMPLE.read_bytes()},
+                             verify=stack.cert, timeout=30)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "bad_gateway"
+    started = stack.run("start-app")
+    assert started.returncode == 0, started.stderr
+    response = requests.post(stack.https + "/predictlabel", files={"image": EXAMPLE.read_bytes()},
+                             verify=stack.cert, timeout=30)
+    assert response.status_code == 200
+    assert (stack.dir / "nginx.master.pid").read_text() == nginx_pid
+
+
+def test_rate_limit_answers_429_json(stack: Stack) -> None:
+    """Far beyond RATE_LIMIT_BURST in one go: the excess is refused, as JSON."""
+    session = requests.Session()
+    statuses = [session.get(stack.https + "/healthz", verify=stack.cert, timeout=10)
+                for _ in range(150)]
+    limited = [r for r in statuses if r.status_code == 429]
+    assert limited, "the burst of 100 was exceeded, some requests must be limited"
+    assert json.loads(limited[0].text)["error"]["code"] == "too_many_requests"
+    assert limited[0].headers["Retry-After"] == "1"
