@@ -20,7 +20,7 @@ apt_packages=()
 if [ "$mode" = dev ]; then
   for pair in \
       /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz:dataset-fashion-mnist \
-      /usr/sbin/nginx:nginx-light \
+      /usr/sbin/nginx:nginx \
       /usr/bin/envsubst:gettext-base \
       /usr/bin/openssl:openssl \
       /usr/bin/curl:curl; do

@@ -82,7 +82,7 @@ up() {
   if [ -f "$state" ] && pid_alive "$(cat "$(cat "$state")/gunicorn.pid" 2>/dev/null)"; then
     log "already running (scripts/stack.sh down first)"; exit 1
   fi
-  command -v nginx >/dev/null || { log "nginx not found: apt-get install nginx-light"; exit 1; }
+  command -v nginx >/dev/null || { log "nginx not found: apt-get install nginx"; exit 1; }
   command -v envsubst >/dev/null || { log "envsubst not found: apt-get install gettext-base"; exit 1; }
   [ -x "$venv/bin/gunicorn" ] || scripts/bootstrap.sh runtime
 
