@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test lint train
+.PHONY: run test lint train bench
 
 ## Serve the bundled model (or $MODEL_PATH) with gunicorn + gevent on http://127.0.0.1:5000
 run:
@@ -23,3 +23,8 @@ lint:
 train:
 	scripts/bootstrap.sh dev
 	$(BIN)/python scripts/train_fashion_mnist.py
+
+## Benchmark the real stack against the tutorial way (about 5 minutes; writes bench/results/)
+bench:
+	scripts/bootstrap.sh dev
+	$(BIN)/python -m bench.run

@@ -14,6 +14,7 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 # hub keeps answering it even while a batch computes.
 timeout = int(os.environ.get("TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+# Keep above nginx's upstream keepalive_timeout (4 s) so nginx closes idle connections first.
 keepalive = int(os.environ.get("KEEPALIVE", "5"))
 max_requests = int(os.environ.get("MAX_REQUESTS", "20000"))
 max_requests_jitter = int(os.environ.get("MAX_REQUESTS_JITTER", "2000"))

@@ -6,9 +6,9 @@ request its own rows back. An idle model runs a lone request at once; the option
 MAX_BATCH_DELAY_MS only applies when there is something to wait for.
 
 Under gunicorn's gevent worker `threading` is monkey-patched: the loop is then a
-greenlet, and the forward pass is handed to a real thread from gevent's thread pool,
-so the hub keeps serving /healthz and new connections while a batch computes.
-Without gevent (tests, sync servers) the loop is a plain thread.
+greenlet, and the forward pass runs in a real thread (app.offload), so the hub keeps
+serving /healthz and new connections while a batch computes. Without gevent (tests,
+sync servers) the loop is a plain thread.
 """
 
 from __future__ import annotations
@@ -24,24 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.errors import ApiError
+from app.offload import thread_runner
 
 log = logging.getLogger(__name__)
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
-
-
-def _offloader() -> Callable[[PredictFn, np.ndarray], np.ndarray]:
-    """Run the forward pass in a real OS thread when the process runs on gevent."""
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent is a hard dependency in production
-        monkey = None
-    if monkey is not None and monkey.is_module_patched("threading"):
-        import gevent
-
-        pool = gevent.get_hub().threadpool
-        return lambda fn, batch: pool.apply(fn, (batch,))
-    return lambda fn, batch: fn(batch)
 
 
 @dataclass
@@ -59,7 +46,7 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
-        self._offload = _offloader()
+        self._offload = thread_runner(1)
         self._jobs: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)

@@ -35,7 +35,7 @@ class Settings:
     MAX_IMAGE_PIXELS: int = 50_000_000
     MAX_BATCH_SIZE: int = 32
     MAX_BATCH_DELAY_MS: float = 0.0
-    MAX_QUEUE_SIZE: int = 256
+    MAX_QUEUE_SIZE: int = 64
     CORS_ORIGINS: str = "*"
     TRUST_PROXY: bool = False
     LOG_LEVEL: str = "INFO"

@@ -23,7 +23,8 @@ if [ "$mode" = dev ]; then
       /usr/sbin/nginx:nginx \
       /usr/bin/envsubst:gettext-base \
       /usr/bin/openssl:openssl \
-      /usr/bin/curl:curl; do
+      /usr/bin/curl:curl \
+      /usr/bin/wrk:wrk; do
     [ -e "${pair%%:*}" ] || apt_packages+=("${pair##*:}")
   done
 fi

@@ -11,7 +11,8 @@
 #
 # Environment: APP_PORT (15000), HTTP_PORT (18080), HTTPS_PORT (18443), MODEL_PATH,
 # WORKERS, SERVER_NAME (localhost), TLS_CERT/TLS_KEY (default: a self-signed certificate
-# made on the first run), RATE_LIMIT (50r/s), RATE_LIMIT_BURST (100), STACK_DIR (where
+# made on the first run), RATE_LIMIT (50r/s), RATE_LIMIT_BURST (100), MAX_INFLIGHT
+# (128), STACK_DIR (where
 # pids, logs and the nginx prefix go; default: a new directory under /tmp), STACK_STATE
 # (file recording STACK_DIR; default run/stack.dir), VENV (.venv).
 set -euo pipefail
@@ -103,7 +104,8 @@ up() {
   export APP_UPSTREAM=127.0.0.1:$APP_PORT SERVER_NAME=${SERVER_NAME:-localhost} \
     PUBLIC_HTTPS_PORT=${PUBLIC_HTTPS_PORT:-$HTTPS_PORT} \
     CLIENT_MAX_BODY_SIZE=${CLIENT_MAX_BODY_SIZE:-15m} RATE_LIMIT=${RATE_LIMIT:-50r/s} \
-    RATE_LIMIT_BURST=${RATE_LIMIT_BURST:-100} PROXY_READ_TIMEOUT=${PROXY_READ_TIMEOUT:-60s} \
+    RATE_LIMIT_BURST=${RATE_LIMIT_BURST:-100} MAX_INFLIGHT=${MAX_INFLIGHT:-128} \
+    PROXY_READ_TIMEOUT=${PROXY_READ_TIMEOUT:-60s} \
     STATIC_ROOT=$dir/static ACME_ROOT=$dir/acme
   render nginx/templates/default.conf.template "$dir/conf.d/default.conf"
   cp nginx/nginx.conf "$dir/nginx.conf"

@@ -68,7 +68,8 @@ def loopback_env(cert: tuple[str, str], prefix: Path) -> dict[str, str]:
     return {"APP_UPSTREAM": "127.0.0.1:15000", "SERVER_NAME": "localhost",
             "TLS_CERT": cert[0], "TLS_KEY": cert[1], "HTTP_PORT": "18080",
             "HTTPS_PORT": "18443", "PUBLIC_HTTPS_PORT": "18443", "CLIENT_MAX_BODY_SIZE": "15m",
-            "RATE_LIMIT": "50r/s", "RATE_LIMIT_BURST": "100", "PROXY_READ_TIMEOUT": "60s",
+            "RATE_LIMIT": "50r/s", "RATE_LIMIT_BURST": "100", "MAX_INFLIGHT": "128",
+            "PROXY_READ_TIMEOUT": "60s",
             "STATIC_ROOT": str(ROOT / "static"), "ACME_ROOT": str(prefix)}
 
 
@@ -155,3 +156,12 @@ def test_dockerfile_runs_gunicorn_conf_as_non_root_with_healthcheck() -> None:
     assert re.search(r"^USER 10001", text, re.M)
     assert "/readyz" in text.split("HEALTHCHECK", 1)[1]
     assert 'CMD ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]' in text
+
+
+def test_nginx_closes_idle_upstream_connections_before_gunicorn() -> None:
+    """Otherwise a POST can race gunicorn's close and become a 502 nginx may not retry."""
+    nginx_timeout = re.search(r"keepalive_timeout (\d+)s;", TEMPLATE.read_text().split("server {")[0])
+    gunicorn_conf = (ROOT / "gunicorn.conf.py").read_text()
+    gunicorn_keepalive = re.search(r'"KEEPALIVE", "(\d+)"', gunicorn_conf)
+    assert nginx_timeout and gunicorn_keepalive
+    assert int(nginx_timeout.group(1)) < int(gunicorn_keepalive.group(1))

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def stack() -> Iterator[Stack]:
     ports = {"APP_PORT": free_port(), "HTTP_PORT": free_port(), "HTTPS_PORT": free_port()}
     env = {**os.environ, **{k: str(v) for k, v in ports.items()},
            "STACK_DIR": str(directory), "STACK_STATE": str(directory / "state"),
-           "VENV": sys.prefix, "WORKERS": "1", "GRACEFUL_TIMEOUT": "5"}
+           "VENV": sys.prefix, "WORKERS": "1", "GRACEFUL_TIMEOUT": "5", "MAX_INFLIGHT": "6"}
     stack = Stack(directory, env, f"https://127.0.0.1:{ports['HTTPS_PORT']}",
                   f"http://127.0.0.1:{ports['HTTP_PORT']}",
                   str(directory / "certs" / "fullchain.pem"))
@@ -162,11 +163,30 @@ def test_app_down_gives_502_json_and_recovers_without_restarting_nginx(stack: St
 
 
 def test_rate_limit_answers_429_json(stack: Stack) -> None:
-    """Far beyond RATE_LIMIT_BURST in one go: the excess is refused, as JSON."""
-    session = requests.Session()
-    statuses = [session.get(stack.https + "/healthz", verify=stack.cert, timeout=10)
-                for _ in range(150)]
+    """300 requests at once, far beyond RATE_LIMIT_BURST (100): the excess is refused, as JSON."""
+    def ask(_: int) -> requests.Response:
+        return requests.get(stack.https + "/healthz", verify=stack.cert, timeout=30)
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(ask, range(300)))
     limited = [r for r in statuses if r.status_code == 429]
     assert limited, "the burst of 100 was exceeded, some requests must be limited"
     assert json.loads(limited[0].text)["error"]["code"] == "too_many_requests"
     assert limited[0].headers["Retry-After"] == "1"
+
+
+def test_requests_beyond_max_inflight_are_shed_with_fast_503_json(stack: Stack) -> None:
+    """MAX_INFLIGHT=6 here: 16 slow requests at once, the excess answered 503 by nginx."""
+    rows = {"input": [[0] * 784] * 1024}  # ~0.3 s of inference each
+
+    def ask(_: int) -> requests.Response:
+        return requests.post(stack.https + "/predict", json=rows, verify=stack.cert, timeout=60)
+
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(ask, range(16)))
+    shed = [r for r in responses if r.status_code == 503]
+    assert shed and len(shed) < 16
+    assert {r.status_code for r in responses} == {200, 503}
+    assert shed[0].json()["error"]["code"] == "overloaded"
+    assert shed[0].headers["Retry-After"] == "1"
+    assert requests.get(stack.https + "/readyz", verify=stack.cert, timeout=10).ok

@@ -1,0 +1,49 @@
+-- wrk script: POST one image file as multipart/form-data (field "image") on every request,
+-- count responses by status, and print a JSON summary line (prefix "JSON ") when done.
+--   wrk -s bench/multipart.lua URL -- IMAGE_PATH
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  statuses = {}
+  local path = args[1]
+  local file = assert(io.open(path, "rb"))
+  local data = file:read("*a")
+  file:close()
+  local boundary = "----h5servebench7d4a1b"
+  local ctype = path:match("%.jpe?g$") and "image/jpeg" or "image/png"
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
+  wrk.body = "--" .. boundary .. "\r\n"
+    .. 'Content-Disposition: form-data; name="image"; filename="' .. path:match("[^/]+$") .. '"\r\n'
+    .. "Content-Type: " .. ctype .. "\r\n\r\n"
+    .. data .. "\r\n--" .. boundary .. "--\r\n"
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local counts = {}
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("statuses")) do
+      counts[status] = (counts[status] or 0) + n
+    end
+  end
+  local parts = {}
+  for status, n in pairs(counts) do
+    table.insert(parts, string.format('"%d": %d', status, n))
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'JSON {"requests": %d, "duration_us": %d, "errors": {"connect": %d, "read": %d, '
+      .. '"write": %d, "status": %d, "timeout": %d}, "latency_us": {"p50": %d, "p90": %d, '
+      .. '"p99": %d, "max": %d, "mean": %.1f}, "statuses": {%s}}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    latency.mean, table.concat(parts, ", ")))
+end
