@@ -37,6 +37,7 @@ class ModelCard:
     color_mode: ColorMode | None = None
     description: str = ""
     accuracy: float | None = None
+    examples: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -59,7 +60,7 @@ class ModelCard:
             return ModelCardError(f"{source}: {key!r} must be {expected}, got {data[key]!r}")
 
         known = {"name", "labels", "invert", "scale", "resize", "image_size", "color_mode",
-                 "description", "accuracy"}
+                 "description", "accuracy", "examples"}
         labels = data.get("labels")
         if labels is not None and (not isinstance(labels, list) or not labels
                                    or not all(isinstance(x, str) for x in labels)):
@@ -85,6 +86,11 @@ class ModelCard:
         accuracy = data.get("accuracy")
         if accuracy is not None and not isinstance(accuracy, (int, float)):
             raise fail("accuracy", "a number")
+        examples = data.get("examples", [])
+        if not isinstance(examples, list) or not all(
+                isinstance(x, str) and x and "/" not in x and not x.startswith(".")
+                for x in examples):
+            raise fail("examples", "a list of file names in static/examples/")
         return cls(
             name=str(data.get("name") or default_name),
             labels=labels,
@@ -95,5 +101,6 @@ class ModelCard:
             color_mode=color_mode,
             description=str(data.get("description", "")),
             accuracy=accuracy,
+            examples=tuple(examples),
             extra={k: v for k, v in data.items() if k not in known},
         )

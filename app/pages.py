@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template
 
 from app.api import inference
 from app.errors import ApiError
@@ -19,10 +20,19 @@ from app.uploads import read_image_upload
 bp = Blueprint("pages", __name__)
 
 
+def _examples() -> list[str]:
+    """The model card's example images that exist in static/examples/."""
+    card = inference().classifier.card
+    folder = Path(current_app.static_folder or "") / "examples"
+    return [name for name in (card.examples if card else ()) if (folder / name).is_file()]
+
+
 def _page(**context: object) -> str:
     service = inference()
     return render_template("index.html", model=service.classifier.describe(),
-                           max_bytes=service.settings.MAX_CONTENT_LENGTH, **context)
+                           max_bytes=service.settings.MAX_CONTENT_LENGTH,
+                           max_pixels=service.settings.MAX_IMAGE_PIXELS,
+                           examples=_examples(), **context)
 
 
 @bp.get("/")

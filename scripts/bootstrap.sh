@@ -24,7 +24,8 @@ if [ "$mode" = dev ]; then
       /usr/bin/envsubst:gettext-base \
       /usr/bin/openssl:openssl \
       /usr/bin/curl:curl \
-      /usr/bin/wrk:wrk; do
+      /usr/bin/wrk:wrk \
+      /usr/bin/chromium:chromium; do
     [ -e "${pair%%:*}" ] || apt_packages+=("${pair##*:}")
   done
 fi

@@ -53,6 +53,24 @@ def build_model():  # type: ignore[no-untyped-def]
     )
 
 
+def write_examples(images, labels, out_dir: Path) -> list[str]:  # type: ignore[no-untyped-def]
+    """One test image per class for the upload page's example strip, as PNG files.
+
+    Taken from test images 9000 and up: the tests use the first 300.
+    """
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for index, label in enumerate(LABELS):
+        first = next(i for i in range(9000, len(labels)) if labels[i] == index)
+        name = label.lower().replace("-", "_").replace("/", "_").replace(" ", "_") + ".png"
+        pixels = (images[first, :, :, 0] * 255).round().astype("uint8")
+        Image.fromarray(pixels).save(out_dir / name, optimize=True)
+        names.append(name)
+    return names
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models/fashion_mnist.h5"))
@@ -97,6 +115,7 @@ def main() -> int:
         "scale": "unit",
         "accuracy": round(float(accuracy), 4),
         "accuracy_note": "measured on the 10,000 Fashion-MNIST test images",
+        "examples": write_examples(x_test, y_test, Path("static/examples")),
         "training": {"epochs": args.epochs, "seed": SEED, "keras": keras.__version__,
                      "tensorflow": tf.__version__},
     }

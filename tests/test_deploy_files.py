@@ -160,7 +160,8 @@ def test_dockerfile_runs_gunicorn_conf_as_non_root_with_healthcheck() -> None:
 
 def test_nginx_closes_idle_upstream_connections_before_gunicorn() -> None:
     """Otherwise a POST can race gunicorn's close and become a 502 nginx may not retry."""
-    nginx_timeout = re.search(r"keepalive_timeout (\d+)s;", TEMPLATE.read_text().split("server {")[0])
+    upstream = TEMPLATE.read_text().split("server {")[0]
+    nginx_timeout = re.search(r"keepalive_timeout (\d+)s;", upstream)
     gunicorn_conf = (ROOT / "gunicorn.conf.py").read_text()
     gunicorn_keepalive = re.search(r'"KEEPALIVE", "(\d+)"', gunicorn_conf)
     assert nginx_timeout and gunicorn_keepalive

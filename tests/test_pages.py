@@ -21,7 +21,7 @@ def test_form_post_renders_label_bars_and_preview(client: FlaskClient) -> None:
     page = upload(client, encode(Image.new("L", (28, 28), 230)), path="/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert re.search(r'class="top-label">bright<', html)
+    assert re.search(r'id="top-label">bright<', html)
     bars = re.findall(r'<span class="bar-label">([^<]+)</span>', html)
     assert bars == ["bright", "dark"], "bars are sorted, most probable first"
     assert 'src="data:image/png;base64,' in html

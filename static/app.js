@@ -1,0 +1,170 @@
+// Upload page enhancements: preview, drag and drop, paste, examples, and classification
+// without a page reload. Without JavaScript the form posts to the server and the result
+// page is rendered there, so everything here is optional.
+"use strict";
+
+(() => {
+  const form = document.getElementById("upload-form");
+  if (!form || !window.fetch || !window.DataTransfer) return;
+
+  const input = document.getElementById("image-input");
+  const message = document.getElementById("form-message");
+  const preview = document.getElementById("preview");
+  const dropZone = document.getElementById("drop-zone");
+  const button = document.getElementById("submit-button");
+  const result = document.getElementById("result");
+  const maxBytes = Number(form.dataset.maxBytes);
+  const maxPixels = Number(form.dataset.maxPixels);
+  const megabytes = (bytes) => (bytes / 1048576).toFixed(1);
+  let previewUrl = null;
+
+  const showError = (text) => { message.textContent = text; };
+
+  // The same limits the server enforces, checked before anything is sent. The browser
+  // decodes the file once (not TIFF: browsers cannot) to catch broken files early.
+  async function problemWith(file) {
+    if (!file) return "Choose an image first.";
+    if (file.type && !file.type.startsWith("image/")) {
+      return `"${file.name}" is not an image (${file.type}): choose a PNG, JPEG, GIF, WebP, BMP or TIFF file.`;
+    }
+    if (file.size === 0) return `"${file.name}" is empty.`;
+    if (file.size > maxBytes) {
+      return `"${file.name}" is ${megabytes(file.size)} MB; the limit is ${megabytes(maxBytes)} MB.`;
+    }
+    if (file.type === "image/tiff" || !window.createImageBitmap) return null;
+    try {
+      const bitmap = await createImageBitmap(file);
+      const pixels = bitmap.width * bitmap.height;
+      bitmap.close();
+      if (pixels > maxPixels) {
+        return `"${file.name}" has ${pixels.toLocaleString()} pixels; the limit is ${maxPixels.toLocaleString()}.`;
+      }
+    } catch {
+      return `"${file.name}" could not be read as an image: it may be truncated or corrupt.`;
+    }
+    return null;
+  }
+
+  function showPreview(file) {
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = URL.createObjectURL(file);
+    preview.src = previewUrl;
+    preview.alt = `Preview of ${file.name || "the chosen image"}`;
+    preview.hidden = false;
+  }
+
+  // A file from a drop, a paste or an example also goes into the input element.
+  function choose(file) {
+    const transfer = new DataTransfer();
+    transfer.items.add(file);
+    input.files = transfer.files;
+    return chosen();
+  }
+
+  async function chosen() {
+    const file = input.files[0];
+    const problem = await problemWith(file);
+    showError(problem || "");
+    if (problem) {
+      preview.hidden = true;
+    } else {
+      showPreview(file);
+    }
+    return !problem;
+  }
+
+  function bar(label, probability) {
+    const percent = (probability * 100).toFixed(1);
+    const item = document.createElement("li");
+    const name = document.createElement("span");
+    name.className = "bar-label";
+    name.textContent = label;
+    const meter = document.createElement("span");
+    meter.className = "bar";
+    meter.setAttribute("role", "meter");
+    meter.setAttribute("aria-valuemin", "0");
+    meter.setAttribute("aria-valuemax", "100");
+    meter.setAttribute("aria-valuenow", percent);
+    meter.setAttribute("aria-label", label);
+    const fill = document.createElement("span");
+    fill.style.width = `${(probability * 100).toFixed(2)}%`;
+    meter.append(fill);
+    const value = document.createElement("span");
+    value.className = "bar-value";
+    value.textContent = `${percent} %`;
+    item.append(name, meter, value);
+    return item;
+  }
+
+  function render(body, elapsedMs) {
+    document.getElementById("result-image").src = previewUrl;
+    document.getElementById("top-label").textContent = body.most_probable_label;
+    document.getElementById("latency").textContent = `${elapsedMs.toFixed(1)} ms round trip`;
+    const ranked = [...body.predictions].sort((a, b) => b.probability - a.probability);
+    document.getElementById("bars").replaceChildren(...ranked.map((p) => bar(p.label, p.probability)));
+    result.hidden = false;
+    document.getElementById("result-heading").focus();
+  }
+
+  async function classify() {
+    if (!(await chosen())) return;
+    const file = input.files[0];
+    const body = new FormData();
+    body.append("image", file, file.name || "image");
+    button.disabled = true;
+    button.textContent = "Classifying…";
+    const started = performance.now();
+    try {
+      const response = await fetch(form.dataset.api, {
+        method: "POST", body, headers: { Accept: "application/json" },
+      });
+      const answer = await response.json().catch(() => null);
+      if (!response.ok || !answer || !answer.success) {
+        showError(answer?.error?.message || `The server answered ${response.status}; try again.`);
+        return;
+      }
+      render(answer, performance.now() - started);
+    } catch {
+      showError("The server could not be reached; check the connection and try again.");
+    } finally {
+      button.disabled = false;
+      button.textContent = "Classify";
+    }
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    classify();
+  });
+  input.addEventListener("change", chosen);
+
+  for (const type of ["dragenter", "dragover"]) {
+    dropZone.addEventListener(type, (event) => {
+      event.preventDefault();
+      dropZone.classList.add("dragging");
+    });
+  }
+  dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
+  dropZone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    dropZone.classList.remove("dragging");
+    const file = event.dataTransfer?.files[0];
+    if (file) choose(file).then((ok) => ok && classify());
+  });
+
+  document.addEventListener("paste", (event) => {
+    const file = [...(event.clipboardData?.files || [])][0];
+    if (!file) return;
+    event.preventDefault();
+    choose(file).then((ok) => ok && classify());
+  });
+
+  for (const example of document.querySelectorAll("button.example")) {
+    example.addEventListener("click", async () => {
+      const response = await fetch(example.dataset.src);
+      const blob = await response.blob();
+      const name = example.dataset.src.split("/").pop();
+      if (await choose(new File([blob], name, { type: blob.type }))) classify();
+    });
+  }
+})();

@@ -1,0 +1,170 @@
+"""The upload page in a real browser: Debian's headless Chromium driven by Playwright.
+
+Runs against a live gunicorn server with the bundled model. Screenshots (desktop and
+phone width) go to test-output/browser/. Any console error fails the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from servers import ROOT, gunicorn
+
+from app.config import DEFAULT_MODEL_PATH
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = ROOT / "test-output" / "browser"
+EXAMPLES = ROOT / "static" / "examples"
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("browser") / "gunicorn.log"
+    with gunicorn(DEFAULT_MODEL_PATH, log, MAX_CONTENT_LENGTH="2000000") as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Chromium missing: scripts/bootstrap.sh dev installs it"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def _page(browser: Browser, base_url: str, *, javascript: bool = True,
+          width: int = 1280, height: int = 900) -> Iterator[Page]:
+    """A fresh page on the upload form; fails the test on any console error.
+
+    A test that provokes an HTTP error on purpose removes the browser's own
+    "Failed to load resource" line from `page.console_errors` after checking it.
+    """
+    context = browser.new_context(java_script_enabled=javascript,
+                                  viewport={"width": width, "height": height})
+    page = context.new_page()
+    errors: list[str] = []
+    page.console_errors = errors  # type: ignore[attr-defined]
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base_url + "/")
+    yield page
+    context.close()
+    assert errors == [], f"console errors: {errors}"
+
+
+@pytest.fixture()
+def page(browser: Browser, base_url: str) -> Iterator[Page]:
+    yield from _page(browser, base_url)
+
+
+@pytest.fixture()
+def phone(browser: Browser, base_url: str) -> Iterator[Page]:
+    yield from _page(browser, base_url, width=390, height=844)
+
+
+@pytest.fixture()
+def no_js_page(browser: Browser, base_url: str) -> Iterator[Page]:
+    yield from _page(browser, base_url, javascript=False)
+
+
+def _bar_values(page: Page) -> list[float]:
+    meters = page.locator("#bars [role=meter]")
+    return [float(meters.nth(i).get_attribute("aria-valuenow") or "nan")
+            for i in range(meters.count())]
+
+
+def _shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_choose_a_file_and_see_label_and_bars(page: Page) -> None:
+    url_before = page.url
+    page.set_input_files("#image-input", str(EXAMPLES / "ankle_boot.png"))
+    expect(page.locator("#preview")).to_be_visible()
+    page.click("#submit-button")
+    expect(page.locator("#top-label")).to_have_text("Ankle boot")
+    values = _bar_values(page)
+    assert len(values) == 10 and values == sorted(values, reverse=True)
+    assert values[0] > 50
+    expect(page.locator("#latency")).to_contain_text("ms")
+    assert page.url == url_before, "no page reload with JavaScript on"
+    expect(page.locator("#result-heading")).to_be_focused()
+    _shot(page, "desktop-result")
+
+
+def test_example_strip_classifies_with_one_click(page: Page) -> None:
+    page.click("button.example[data-src$='trouser.png']")
+    expect(page.locator("#top-label")).to_have_text("Trouser")
+
+
+def test_paste_from_clipboard(page: Page) -> None:
+    data = list((EXAMPLES / "sneaker.png").read_bytes())
+    page.evaluate("""(bytes) => {
+        const file = new File([new Uint8Array(bytes)], "pasted.png", {type: "image/png"});
+        const data = new DataTransfer();
+        data.items.add(file);
+        document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: data}));
+    }""", data)
+    expect(page.locator("#top-label")).to_have_text("Sneaker")
+
+
+def test_wrong_files_show_clear_messages(page: Page, tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    page.set_input_files("#image-input", str(text))
+    expect(page.locator("#form-message")).to_contain_text("is not an image")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    page.set_input_files("#image-input", str(broken))
+    expect(page.locator("#form-message")).to_contain_text("could not be read as an image")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + b"\0" * 2_100_000)
+    page.set_input_files("#image-input", str(big))
+    expect(page.locator("#form-message")).to_contain_text("the limit is 1.9 MB")
+    expect(page.locator("#result")).to_be_hidden()
+
+
+def test_server_errors_are_shown_too(page: Page, tmp_path: Path) -> None:
+    """A TIFF the browser cannot check: the server's JSON message is shown."""
+    broken = tmp_path / "scan.tiff"
+    broken.write_bytes(b"II*\0" + b"\0" * 64)
+    page.set_input_files("#image-input", str(broken))
+    page.click("#submit-button")
+    expect(page.locator("#form-message")).to_contain_text("not an image we can read")
+    expected = "Failed to load resource: the server responded with a status of 400 (BAD REQUEST)"
+    assert page.console_errors == [expected]  # type: ignore[attr-defined]
+    page.console_errors.clear()  # type: ignore[attr-defined]
+
+
+def test_phone_width_is_usable(phone: Page) -> None:
+    phone.set_input_files("#image-input", str(EXAMPLES / "bag.png"))
+    phone.click("#submit-button")
+    expect(phone.locator("#top-label")).to_have_text("Bag")
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, "no horizontal scrolling on a phone"
+    _shot(phone, "phone-result")
+
+
+def test_form_works_without_javascript(no_js_page: Page) -> None:
+    page = no_js_page
+    page.set_input_files("#image-input", str(EXAMPLES / "dress.png"))
+    with page.expect_navigation():
+        page.click("#submit-button")
+    expect(page.locator("#top-label")).to_have_text("Dress")
+    assert len(_bar_values(page)) == 10
+    _shot(page, "no-js-result")
+
+
+def test_keyboard_only_user_reaches_every_control(page: Page) -> None:
+    reached = set()
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate("document.activeElement.id || document.activeElement.className"))
+    assert {"image-input", "submit-button", "example"} <= reached
