@@ -183,3 +183,13 @@ def test_requests_never_write_to_disk(make_app, bright_model,
     assert len(big) > 600_000
     response = upload(make_app(bright_model).test_client(), big)
     assert response.status_code == 200, json.dumps(response.get_json())
+
+
+def test_readyz_is_503_when_the_model_cannot_serve(app, client: FlaskClient,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    batcher = type(app.extensions["h5serve"].batcher)
+    monkeypatch.setattr(batcher, "alive", property(lambda self: False))
+    response = client.get("/readyz")
+    assert _error(response) == (503, "not_ready")
+    assert response.headers["Retry-After"] == "5"
+    assert client.get("/healthz").status_code == 200, "alive, just not ready"

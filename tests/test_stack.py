@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -143,8 +144,11 @@ def test_client_address_reaches_the_app_log(stack: Stack) -> None:
     connection.request("GET", "/healthz?from=77")
     assert connection.getresponse().status == 200
     connection.close()
-    lines = [line for line in stack.app_log().splitlines() if "/healthz?from=77" in line]
-    assert lines and lines[-1].startswith("127.0.0.77 "), lines
+    deadline = time.monotonic() + 10  # gunicorn logs the request after sending the answer
+    while not (lines := [x for x in stack.app_log().splitlines() if "/healthz?from=77" in x]):
+        assert time.monotonic() < deadline, "the request never reached the access log"
+        time.sleep(0.05)
+    assert lines[-1].startswith("127.0.0.77 "), lines
 
 
 def test_app_down_gives_502_json_and_recovers_without_restarting_nginx(stack: Stack) -> None:
