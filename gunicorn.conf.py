@@ -4,7 +4,9 @@ Each worker builds the app (and loads the model) after the fork: TensorFlow does
 survive a fork, so `preload_app` stays off. Every value can be set from the environment.
 """
 
+import glob
 import os
+import tempfile
 
 bind = os.environ.get("BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("WORKERS", "2"))
@@ -38,3 +40,20 @@ _threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _threads)
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Prometheus multiprocess mode: every worker writes its metrics to files here and
+# /metrics sums them. Set before any worker imports prometheus_client; emptied at start.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="h5serve-metrics."))
+
+
+def on_starting(server):
+    """Start with no stale metric files from an earlier run."""
+    for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(path)
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges (its counters stay in the totals)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

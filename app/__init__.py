@@ -14,11 +14,12 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import api, pages
+from app import api, pages, tfserving, v2
 from app.classifier import Classifier
 from app.config import PROJECT_ROOT, Settings
 from app.errors import register_error_handlers
 from app.inference import InferenceService
+from app.metrics import init_metrics, observe_batch
 from app.uploads import InMemoryRequest
 
 log = logging.getLogger(__name__)
@@ -56,15 +57,16 @@ def init_model(app: Flask, settings: Settings) -> None:
     """Load and warm up the model once per process; fails fast with a clear message."""
     classifier = Classifier(settings.MODEL_PATH)
     classifier.load()
-    app.extensions["h5serve"] = InferenceService(classifier, settings)
+    app.extensions["h5serve"] = InferenceService(classifier, settings, observer=observe_batch)
+    init_metrics(app, classifier)
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
     """HTML pages and the JSON API; CORS only on the JSON API."""
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(api.bp)
+    for blueprint in (pages.bp, api.bp, tfserving.bp, v2.bp):
+        app.register_blueprint(blueprint)
     if settings.cors_origins:
-        CORS(app, resources={r"/predict.*": {}, r"/model": {}},
+        CORS(app, resources={r"/predict.*": {}, r"/model": {}, r"/v[12]/.*": {}},
              origins=settings.cors_origins, supports_credentials=False,
              send_wildcard=settings.cors_origins == ["*"])
 

@@ -9,6 +9,8 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from app.errors import ApiError
 from app.inference import InferenceService
+from app.metrics import metrics_response
+from app.openapi import openapi_document
 from app.rows import parse_pixel_rows
 from app.uploads import read_image_upload, read_json_body
 
@@ -58,3 +60,15 @@ def readyz() -> Response:
 def model_info() -> Response:
     """Name, input spec, labels, preprocessing and library versions."""
     return jsonify(inference().classifier.describe())
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus metrics of every worker (nginx keeps this off the internet)."""
+    return metrics_response()
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3 document of every JSON endpoint (readable at /docs)."""
+    return jsonify(openapi_document(inference().classifier.name))

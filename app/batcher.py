@@ -29,20 +29,25 @@ from app.offload import thread_runner
 log = logging.getLogger(__name__)
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
+# Called after each forward pass with (rows, each job's queue wait, forward seconds).
+BatchObserver = Callable[[int, list[float], float], None]
 
 
 @dataclass
 class _Job:
     rows: np.ndarray
     future: Future = field(default_factory=Future)
+    queued_at: float = field(default_factory=time.perf_counter)
 
 
 class MicroBatcher:
     """Coalesce concurrent `submit` calls into batches for one `predict_fn`."""
 
     def __init__(self, predict_fn: PredictFn, max_batch_size: int = 32,
-                 max_delay_s: float = 0.0, max_queue: int = 256) -> None:
+                 max_delay_s: float = 0.0, max_queue: int = 256,
+                 observer: BatchObserver | None = None) -> None:
         self._predict = predict_fn
+        self._observe = observer
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
@@ -100,6 +105,7 @@ class MicroBatcher:
 
     def _execute(self, batch: list[_Job]) -> None:
         """Run the batch; on failure, run each job alone so one bad job fails only itself."""
+        started = time.perf_counter()
         try:
             outputs = self._run_rows(np.concatenate([job.rows for job in batch]))
         except Exception as exc:
@@ -110,6 +116,9 @@ class MicroBatcher:
             for job in batch:
                 self._execute([job])
             return
+        if self._observe is not None:
+            self._observe(len(outputs), [started - job.queued_at for job in batch],
+                          time.perf_counter() - started)
         start = 0
         for job in batch:
             job.future.set_result(outputs[start:start + len(job.rows)])

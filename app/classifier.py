@@ -43,6 +43,12 @@ class Classifier:
     def name(self) -> str:
         return self.card.name if self.card else self.path.stem
 
+    @property
+    def input_name(self) -> str:
+        """The model's input tensor name, as protocol clients address it."""
+        name = getattr(self._loaded.model.inputs[0], "name", "") if self._loaded else ""
+        return str(name).split(":")[0] or "input"
+
     def load(self) -> None:
         """Read card and model, infer the specs, compile the forward pass, warm it up.
 

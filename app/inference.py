@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.batcher import MicroBatcher
+from app.batcher import BatchObserver, MicroBatcher
 from app.classifier import Classifier
 from app.config import Settings
 from app.imaging import decode_image, maybe_invert
@@ -53,7 +53,8 @@ class Prediction:
 class InferenceService:
     """A loaded classifier behind its micro-batcher."""
 
-    def __init__(self, classifier: Classifier, settings: Settings) -> None:
+    def __init__(self, classifier: Classifier, settings: Settings,
+                 observer: BatchObserver | None = None) -> None:
         if not classifier.ready:
             raise RuntimeError("InferenceService needs a loaded classifier")
         self.classifier = classifier
@@ -61,7 +62,7 @@ class InferenceService:
         self.batcher = MicroBatcher(classifier.predict,
                                     max_batch_size=settings.MAX_BATCH_SIZE,
                                     max_delay_s=settings.MAX_BATCH_DELAY_MS / 1000,
-                                    max_queue=settings.MAX_QUEUE_SIZE)
+                                    max_queue=settings.MAX_QUEUE_SIZE, observer=observer)
         self._decode_in_thread = thread_runner(max_threads=2)
 
     @property
@@ -94,4 +95,8 @@ class InferenceService:
 
     def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(N, H, W, C) pixels, 0-255 -> probabilities (N, classes)."""
-        return self.batcher.submit(self.spec.to_model_input(pixels))
+        return self.classify_model_input(self.spec.to_model_input(pixels))
+
+    def classify_model_input(self, batch: np.ndarray) -> np.ndarray:
+        """A float32 batch already in the model's input shape -> probabilities."""
+        return self.batcher.submit(batch)

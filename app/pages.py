@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, render_template
 from app.api import inference
 from app.errors import ApiError
 from app.imaging import sniff_mimetype
+from app.openapi import openapi_document
 from app.uploads import read_image_upload
 
 bp = Blueprint("pages", __name__)
@@ -53,3 +54,9 @@ def upload() -> tuple[str, int]:
     preview = f"data:{sniff_mimetype(data)};base64,{base64.b64encode(data).decode()}"
     return _page(prediction=prediction, preview=preview,
                  latency_ms=(time.perf_counter() - started) * 1000), 200
+
+
+@bp.get("/docs")
+def docs() -> str:
+    """The API reference, rendered from /openapi.json (no external assets)."""
+    return render_template("docs.html", spec=openapi_document(inference().classifier.name))

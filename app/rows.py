@@ -41,15 +41,15 @@ def parse_pixel_rows(rows: Any, spec: ImageSpec, max_rows: int) -> np.ndarray:
         raise ApiError(422, "invalid_value",
                        "Every value must be a number (0-255); found "
                        f"{'strings' if raw.dtype.kind == 'U' else 'non-numbers'}.")
-    values = raw.astype(np.float32)
-    if not np.isfinite(values).all():
+    pixels = _to_pixel_layout(raw.astype(np.float32), spec)
+    if not np.isfinite(pixels).all():
         raise ApiError(422, "invalid_value", "Values must be finite numbers: NaN and Infinity "
                        "are not pixel values.")
-    if values.min() < 0 or values.max() > 255:
+    if pixels.min() < 0 or pixels.max() > 255:
         raise ApiError(422, "invalid_value",
                        "Values must be raw pixel values between 0 and 255 "
-                       f"(found {values.min():g} to {values.max():g}).")
-    return _to_pixel_layout(values, spec)
+                       f"(found {pixels.min():g} to {pixels.max():g}).")
+    return pixels
 
 
 def _to_pixel_layout(values: np.ndarray, spec: ImageSpec) -> np.ndarray:

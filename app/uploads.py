@@ -44,9 +44,13 @@ def read_image_upload() -> bytes:
     return files[0].read()
 
 
-def read_json_body() -> Any:
-    """The request's JSON document; 415 for another content type, 400 if malformed."""
-    if not request.is_json:
+def read_json_body(strict_content_type: bool = True) -> Any:
+    """The request's JSON document; 415 for another content type, 400 if malformed.
+
+    The TF Serving and V2 protocols read the body as JSON whatever the content type
+    (their clients, tritonclient among them, often send none): strict_content_type=False.
+    """
+    if strict_content_type and not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "Send JSON with Content-Type: application/json "
                        f"(got {request.mimetype or 'no content type'}).")

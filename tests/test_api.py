@@ -98,6 +98,8 @@ def _multipart(client: FlaskClient, fields: dict, **kwargs):
     (lambda c: c.post("/predict", json={"input": "pixels"}), (422, "invalid_shape")),
     (lambda c: c.post("/predict", json={"input": [[0] * 783]}), (422, "invalid_shape")),
     (lambda c: c.post("/predict", json={"input": [[0] * 784, [0] * 10]}), (422, "invalid_shape")),
+    (lambda c: c.post("/predict", json={"input": [[]]}), (422, "invalid_shape")),  # schemathesis
+    (lambda c: c.post("/predict", json={"input": [[[]]]}), (422, "invalid_shape")),
     (lambda c: c.post("/predict", json={"input": [["a"] * 784]}), (422, "invalid_value")),
     (lambda c: c.post("/predict", json={"input": [[True] * 784]}), (422, "invalid_value")),
     (lambda c: c.post("/predict", json={"input": [[None] * 784]}), (422, "invalid_value")),

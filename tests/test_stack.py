@@ -194,3 +194,29 @@ def test_requests_beyond_max_inflight_are_shed_with_fast_503_json(stack: Stack) 
     assert shed[0].json()["error"]["code"] == "overloaded"
     assert shed[0].headers["Retry-After"] == "1"
     assert requests.get(stack.https + "/readyz", verify=stack.cert, timeout=10).ok
+
+
+def _get_from(stack: Stack, source: str, path: str) -> tuple[int, bytes]:
+    context = ssl.create_default_context(cafile=stack.cert)
+    port = int(stack.https.rsplit(":", 1)[1])
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context,
+                                             source_address=(source, 0), timeout=10)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    result = response.status, response.read()
+    connection.close()
+    return result
+
+
+def test_metrics_only_from_the_host_itself(stack: Stack) -> None:
+    status, body = _get_from(stack, "127.0.0.1", "/metrics")
+    assert status == 200 and b"h5serve_requests_total" in body
+    status, body = _get_from(stack, "127.0.0.77", "/metrics")
+    assert status == 403 and json.loads(body)["error"]["code"] == "forbidden"
+
+
+def test_protocol_paths_are_proxied(stack: Stack) -> None:
+    status, body = _get_from(stack, "127.0.0.1", "/v2/models/fashion_mnist")
+    assert status == 200 and json.loads(body)["platform"] == "keras_h5"
+    status, body = _get_from(stack, "127.0.0.1", "/v1/models/fashion_mnist")
+    assert status == 200 and b"AVAILABLE" in body

@@ -1,0 +1,154 @@
+"""The OpenAPI 3 description of every JSON endpoint, served at /openapi.json and /docs.
+
+Written here beside the routes; tests/test_openapi.py fails when a route and this
+document disagree (paths and methods), and schemathesis checks live responses against
+the schemas, so the document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.config import VERSION
+
+_ERRORS = {"description": "An error the client can act on", "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _responses(ok: dict[str, Any], *statuses: int) -> dict[str, Any]:
+    return {"200": ok, **{str(status): _ERRORS for status in statuses}}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _empty(description: str) -> dict[str, Any]:
+    return {"description": description}
+
+
+def _name(model: str) -> dict[str, Any]:
+    return {"name": "name", "in": "path", "required": True, "description": "The model's name",
+            "schema": {"type": "string", "examples": [model]}, "example": model}
+
+
+_VERSION = {"name": "version", "in": "path", "required": True, "example": "1",
+            "schema": {"type": "string", "examples": ["1"]}}
+_JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+_PREDICTION_ERRORS = (400, 404, 413, 415, 422, 503)
+
+
+def _tfserving(model: str) -> dict[str, Any]:
+    name = _name(model)
+    status = {"get": {"summary": "TF Serving: model version status", "parameters": [name],
+                      "responses": _responses(_json(_ref("TFStatus")), 404)}}
+    metadata = {"get": {"summary": "TF Serving: signature metadata", "parameters": [name],
+                        "responses": _responses(_json({"type": "object"}), 404)}}
+    predict = {"post": {
+        "summary": "TF Serving: predict",
+        "description": '{"instances": [...]} or {"inputs": ...}; numbers are the model\'s '
+                       'input tensor, {"b64": "..."} values encoded images.',
+        "parameters": [name], "requestBody": _JSON_BODY,
+        "responses": _responses(_json(_ref("TFPredictions")), *_PREDICTION_ERRORS)}}
+    return {"/v1/models/{name}": status, "/v1/models/{name}/versions/1": status,
+            "/v1/models/{name}/metadata": metadata,
+            "/v1/models/{name}/versions/1/metadata": metadata,
+            "/v1/models/{name}:predict": predict, "/v1/models/{name}/versions/1:predict": predict}
+
+
+def _v2(model: str) -> dict[str, Any]:
+    name = _name(model)
+    health = {"description": "200: yes; 503: no (empty body)"}
+    paths: dict[str, Any] = {
+        "/v2": {"get": {"summary": "Open Inference Protocol: server metadata",
+                        "responses": {"200": _json(_ref("V2Server"))}}},
+        "/v2/health/live": {"get": {"summary": "Server live", "responses": {"200": health}}},
+        "/v2/health/ready": {"get": {"summary": "Server ready",
+                                     "responses": {"200": health, "503": health}}},
+    }
+    for prefix, params in (("/v2/models/{name}", [name]),
+                           ("/v2/models/{name}/versions/{version}", [name, _VERSION])):
+        paths[prefix] = {"get": {"summary": "Model metadata", "parameters": params,
+                                 "responses": _responses(_json(_ref("V2Model")), 404)}}
+        paths[prefix + "/ready"] = {"get": {"summary": "Model ready", "parameters": params,
+                                            "responses": {"200": health, "503": health,
+                                                          "404": _ERRORS}}}
+        paths[prefix + "/infer"] = {"post": {
+            "summary": "Inference (FP32 / UINT8 tensors, BYTES base64 images)",
+            "parameters": params, "requestBody": _JSON_BODY,
+            "responses": _responses(_json(_ref("V2Response")), *_PREDICTION_ERRORS)}}
+    return paths
+
+
+def _seed_api() -> dict[str, Any]:
+    upload = {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["image"],
+        "properties": {"image": {"type": "string", "format": "binary"}}}}}}
+    return {
+        "/predictlabel": {"post": {
+            "summary": "Classify one uploaded image", "requestBody": upload,
+            "responses": _responses(_json(_ref("Prediction")), 400, 413, 415, 422, 503)}},
+        "/predict": {"post": {
+            "summary": "Classify raw 0-255 pixel rows",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["input"],
+                "properties": {"input": {"type": "array", "items": {"type": "array"}}}}}}},
+            "responses": _responses(_json({"type": "array", "items": {
+                "type": "array", "items": {"type": "number"}}}), 400, 413, 415, 422, 503)}},
+        "/healthz": {"get": {"summary": "Liveness",
+                             "responses": {"200": _json({"type": "object"})}}},
+        "/readyz": {"get": {"summary": "Readiness",
+                            "responses": {"200": _json({"type": "object"}), "503": _ERRORS}}},
+        "/model": {"get": {"summary": "Model description",
+                           "responses": {"200": _json({"type": "object", "required": [
+                               "name", "labels", "input"]})}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (all workers)", "responses": {
+            "200": {"description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"summary": "This document",
+                                  "responses": {"200": _json({"type": "object"})}}},
+    }
+
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {"description": "h5serve's error, or the protocols' {\"error\": message}",
+              "anyOf": [
+                  {"type": "object", "required": ["success", "error"], "properties": {
+                      "success": {"const": False},
+                      "error": {"type": "object", "required": ["code", "message"],
+                                "properties": {"code": {"type": "string"},
+                                               "message": {"type": "string"}}}}},
+                  {"type": "object", "required": ["error"],
+                   "properties": {"error": {"type": "string"}}}]},
+    "Prediction": {"type": "object", "required": ["success", "most_probable_label", "predictions"],
+                   "properties": {
+                       "success": {"const": True},
+                       "most_probable_label": {"type": "string"},
+                       "predictions": {"type": "array", "items": {
+                           "type": "object", "required": ["label", "probability"],
+                           "properties": {"label": {"type": "string"},
+                                          "probability": {"type": "number"}}}}}},
+    "TFStatus": {"type": "object", "required": ["model_version_status"]},
+    "TFPredictions": {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": {
+        "predictions": {"type": "array"}, "outputs": {"type": "array"}}},
+    "V2Server": {"type": "object", "required": ["name", "version", "extensions"]},
+    "V2Model": {"type": "object", "required": ["name", "platform", "inputs", "outputs"]},
+    "V2Response": {"type": "object", "required": ["model_name", "outputs"], "properties": {
+        "outputs": {"type": "array", "items": {
+            "type": "object", "required": ["name", "shape", "datatype", "data"]}}}},
+}
+
+
+def openapi_document(model: str) -> dict[str, Any]:
+    """The whole document for the served `model` (built per call: small, never hot)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "h5serve", "version": VERSION,
+                 "description": "Production serving for Keras image classifiers."},
+        "paths": {**_seed_api(), **_tfserving(model), **_v2(model)},
+        "components": {"schemas": _SCHEMAS},
+    }

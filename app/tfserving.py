@@ -1,0 +1,124 @@
+"""TensorFlow Serving's REST API, so TF Serving clients can talk to h5serve unchanged.
+
+GET  /v1/models/<name>            version status
+GET  /v1/models/<name>/metadata   signature: input/output names, dtypes, shapes
+POST /v1/models/<name>:predict    {"instances": [...]} (row) or {"inputs": ...} (columnar)
+
+As in TF Serving, numeric values are the model's own input tensor (already scaled);
+`{"b64": "..."}` values are encoded images, decoded and preprocessed like uploads.
+Errors are `{"error": "..."}`. The version is always 1: h5serve serves one model file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Response, jsonify
+
+from app.api import inference
+from app.errors import ApiError
+from app.tensors import decode_b64, encoded_images, numeric_rows, raw_outputs
+from app.uploads import read_json_body
+
+bp = Blueprint("tfserving", __name__, url_prefix="/v1/models")
+VERSION = "1"
+OUTPUT_NAME = "probabilities"
+
+
+@bp.errorhandler(ApiError)
+def _error(error: ApiError) -> tuple[Response, int]:
+    """TF Serving's error shape."""
+    return jsonify({"error": error.message}), error.status
+
+
+def _check_name(name: str) -> None:
+    if name != inference().classifier.name:
+        raise ApiError(404, "not_found", f"Servable not found for request: Latest({name})")
+
+
+def _dims(shape: tuple[int | None, ...]) -> dict[str, object]:
+    return {"dim": [{"size": str(-1 if d is None else d), "name": ""} for d in shape],
+            "unknown_rank": False}
+
+
+@bp.get("/<name>")
+@bp.get("/<name>/versions/1")
+def status(name: str) -> Response:
+    _check_name(name)
+    state = "AVAILABLE" if inference().ready else "UNAVAILABLE"
+    return jsonify({"model_version_status": [{
+        "version": VERSION, "state": state,
+        "status": {"error_code": "OK", "error_message": ""}}]})
+
+
+@bp.get("/<name>/metadata")
+@bp.get("/<name>/versions/1/metadata")
+def metadata(name: str) -> Response:
+    _check_name(name)
+    service = inference()
+    input_name = service.classifier.input_name
+    outputs = 1 if service.classifier.output_spec.binary else len(service.labels)  # type: ignore[union-attr]
+    signature = {
+        "inputs": {input_name: {"dtype": "DT_FLOAT", "name": f"serving_default_{input_name}:0",
+                                "tensor_shape": _dims((None, *service.spec.model_shape))}},
+        "outputs": {OUTPUT_NAME: {"dtype": "DT_FLOAT", "name": "StatefulPartitionedCall:0",
+                                  "tensor_shape": _dims((None, outputs))}},
+        "method_name": "tensorflow/serving/predict",
+    }
+    return jsonify({"model_spec": {"name": name, "signature_name": "", "version": VERSION},
+                    "metadata": {"signature_def": {"signature_def": {
+                        "serving_default": signature}}}})
+
+
+@bp.post("/<name>:predict")
+@bp.post("/<name>/versions/1:predict")
+def predict(name: str) -> Response:
+    _check_name(name)
+    body = read_json_body(strict_content_type=False)
+    if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
+        raise ApiError(400, "invalid_argument",
+                       'Request body must be an object with either "instances" (row format) '
+                       'or "inputs" (columnar format)')
+    service = inference()
+    columnar = "inputs" in body
+    values = body["inputs"] if columnar else body["instances"]
+    if columnar and isinstance(values, dict):
+        values = _named(values, "inputs")
+    batch = _batch(values, "inputs" if columnar else "instances")
+    outputs = raw_outputs(service.classify_model_input(batch),
+                          service.classifier.output_spec.binary)  # type: ignore[union-attr]
+    return jsonify({"outputs": outputs.tolist()} if columnar
+                   else {"predictions": outputs.tolist()})
+
+
+def _named(value: dict[str, Any], what: str) -> Any:
+    """The one named input of a single-input model ({"<input name>": value})."""
+    input_name = inference().classifier.input_name
+    if set(value) != {input_name} and "b64" not in value:
+        raise ApiError(400, "invalid_argument",
+                       f"{what}: this model has one input, named {input_name!r}; "
+                       f"got {sorted(value)}")
+    return value if "b64" in value else value[input_name]
+
+
+def _batch(values: Any, what: str) -> np.ndarray:
+    """Rows (numbers and/or {"b64": ...} images) -> float32 batch in the model's shape."""
+    service = inference()
+    if not isinstance(values, list) or not values:
+        raise ApiError(400, "invalid_argument", f"{what} must be a non-empty list")
+    if len(values) > service.settings.MAX_PREDICT_ROWS:
+        raise ApiError(413, "too_many_rows", f"{what} has {len(values)} rows; the limit is "
+                       f"{service.settings.MAX_PREDICT_ROWS}")
+    rows = [_named(v, what) if isinstance(v, dict) else v for v in values]
+    images = [i for i, row in enumerate(rows) if isinstance(row, dict)]
+    if not images:
+        return numeric_rows(rows, service, what)
+    batch = np.empty((len(rows), *service.spec.model_shape), np.float32)
+    decoded = encoded_images([decode_b64(rows[i]["b64"], f"{what}[{i}].b64") for i in images],
+                             service)
+    batch[images] = decoded
+    numeric = [i for i in range(len(rows)) if i not in set(images)]
+    if numeric:
+        batch[numeric] = numeric_rows([rows[i] for i in numeric], service, what)
+    return batch

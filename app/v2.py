@@ -1,0 +1,181 @@
+"""The Open Inference Protocol (KServe V2) REST API, JSON tensors only.
+
+GET  /v2                              server metadata
+GET  /v2/health/live, /v2/health/ready
+GET  /v2/models/<name>[/versions/1]   model metadata
+GET  /v2/models/<name>[/versions/1]/ready
+POST /v2/models/<name>[/versions/1]/infer
+
+Inputs: one tensor named like the model's input, FP32 (the model's own input, already
+scaled) or UINT8 (raw 0-255 pixels, scaled like uploads) in the model's shape, or BYTES
+of shape [N] holding base64-encoded image files. Outputs: FP32 "probabilities" [N, K]
+in label order, and with the classification extension (`"parameters":
+{"classification": k}` on a requested output) the top k as "score:index:label" BYTES.
+Errors are `{"error": "..."}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Response, jsonify, request
+
+from app.api import inference
+from app.config import VERSION as SERVER_VERSION
+from app.errors import ApiError
+from app.tensors import decode_b64, encoded_images, numeric_rows
+from app.uploads import read_json_body
+
+bp = Blueprint("v2", __name__, url_prefix="/v2")
+VERSION = "1"
+OUTPUT_NAME = "probabilities"
+
+
+@bp.errorhandler(ApiError)
+def _error(error: ApiError) -> tuple[Response, int]:
+    """The protocol's error shape."""
+    return jsonify({"error": error.message}), error.status
+
+
+def _check_name(name: str, version: str | None = None) -> None:
+    if name != inference().classifier.name or version not in (None, VERSION):
+        raise ApiError(404, "not_found", f"Request for unknown model: '{name}' version "
+                       f"{version or VERSION} is not found")
+
+
+def _empty(status: int) -> Response:
+    return Response(status=status)
+
+
+@bp.get("")
+def server_metadata() -> Response:
+    return jsonify({"name": "h5serve", "version": SERVER_VERSION, "extensions": ["classification"]})
+
+
+@bp.get("/health/live")
+def live() -> Response:
+    return _empty(200)
+
+
+@bp.get("/health/ready")
+def ready() -> Response:
+    return _empty(200 if inference().ready else 503)
+
+
+@bp.get("/models/<name>")
+@bp.get("/models/<name>/versions/<version>")
+def model_metadata(name: str, version: str | None = None) -> Response:
+    _check_name(name, version)
+    service = inference()
+    return jsonify({
+        "name": name, "versions": [VERSION], "platform": "keras_h5",
+        "inputs": [{"name": service.classifier.input_name, "datatype": "FP32",
+                    "shape": [-1, *service.spec.model_shape]}],
+        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32",
+                     "shape": [-1, len(service.labels)]}],
+    })
+
+
+@bp.get("/models/<name>/ready")
+@bp.get("/models/<name>/versions/<version>/ready")
+def model_ready(name: str, version: str | None = None) -> Response:
+    _check_name(name, version)
+    return _empty(200 if inference().ready else 503)
+
+
+@bp.post("/models/<name>/infer")
+@bp.post("/models/<name>/versions/<version>/infer")
+def infer(name: str, version: str | None = None) -> Response:
+    _check_name(name, version)
+    if "Inference-Header-Content-Length" in request.headers:
+        raise ApiError(400, "invalid_argument", "the binary tensor data extension is not "
+                       "supported: send JSON tensors (tritonclient: binary_data=False)")
+    body = read_json_body(strict_content_type=False)
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
+        raise ApiError(400, "invalid_argument", 'The body must be an object with an "inputs" list')
+    service = inference()
+    if len(body["inputs"]) != 1 or not isinstance(body["inputs"][0], dict):
+        raise ApiError(400, "invalid_argument",
+                       f"expected exactly one input tensor, named "
+                       f"{service.classifier.input_name!r}")
+    probabilities = service.classify_model_input(_input_batch(body["inputs"][0]))
+    response: dict[str, Any] = {"model_name": name, "model_version": VERSION,
+                                "outputs": _outputs(body.get("outputs"), probabilities)}
+    if "id" in body:
+        response["id"] = body["id"]
+    return jsonify(response)
+
+
+def _input_batch(tensor: dict[str, Any]) -> np.ndarray:
+    service = inference()
+    name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
+    if name != service.classifier.input_name:
+        raise ApiError(400, "invalid_argument", f"unexpected input {name!r}: this model's "
+                       f"input is {service.classifier.input_name!r}")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) \
+            or not shape:
+        raise ApiError(400, "invalid_argument", "input shape must be a list of sizes")
+    if shape[0] > service.settings.MAX_PREDICT_ROWS:
+        raise ApiError(413, "too_many_rows", f"batch of {shape[0]} is over the limit of "
+                       f"{service.settings.MAX_PREDICT_ROWS}")
+    data = np.asarray(tensor.get("data"), dtype=object).ravel()
+    if datatype == "BYTES":
+        if (len(shape) not in (1, 2) or int(np.prod(shape)) != shape[0]
+                or len(data) != shape[0] or not shape[0]):
+            raise ApiError(400, "invalid_argument",
+                           "BYTES input: shape [N] (or [N, 1]), N > 0 base64 image strings")
+        return encoded_images([decode_b64(item, f"{name}[{i}]") for i, item in enumerate(data)],
+                              service)
+    if datatype not in ("FP32", "UINT8"):
+        raise ApiError(400, "invalid_argument",
+                       f"datatype {datatype!r} is not supported: use FP32, UINT8 or BYTES")
+    if len(data) != int(np.prod(shape)):
+        raise ApiError(400, "invalid_argument",
+                       f"input has {len(data)} values but shape {shape} needs {np.prod(shape)}")
+    try:
+        rows = data.astype(np.float64).reshape(shape)
+    except (TypeError, ValueError):
+        raise ApiError(400, "invalid_argument", "input data must be numbers") from None
+    batch = numeric_rows(rows, service, name)
+    if datatype == "UINT8":
+        if batch.min(initial=0) < 0 or batch.max(initial=0) > 255 or (batch % 1).any():
+            raise ApiError(400, "invalid_argument", "UINT8 values must be integers 0-255")
+        return service.spec.to_model_input(_model_to_pixels(batch))
+    return batch
+
+
+def _model_to_pixels(batch: np.ndarray) -> np.ndarray:
+    """Undo the model's layout so UINT8 pixels can be scaled like any image."""
+    spec = inference().spec
+    if spec.layout == "chw":
+        batch = batch.transpose(0, 2, 3, 1)
+    return batch.reshape(len(batch), *spec.pixel_shape)
+
+
+def _outputs(requested: Any, probabilities: np.ndarray) -> list[dict[str, Any]]:
+    labels = inference().labels
+    if requested is None:
+        requested = [{"name": OUTPUT_NAME}]
+    if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
+        raise ApiError(400, "invalid_argument", '"outputs" must be a list of objects')
+    outputs = []
+    for output in requested:
+        if output.get("name") != OUTPUT_NAME:
+            raise ApiError(400, "invalid_argument", f"unknown output {output.get('name')!r}: "
+                           f"this model's output is {OUTPUT_NAME!r}")
+        top_k = (output.get("parameters") or {}).get("classification")
+        if top_k is None:
+            outputs.append({"name": OUTPUT_NAME, "datatype": "FP32",
+                            "shape": list(probabilities.shape),
+                            "data": probabilities.ravel().tolist()})
+            continue
+        if not isinstance(top_k, int) or not 1 <= top_k <= len(labels):
+            raise ApiError(400, "invalid_argument",
+                           f"classification must be an integer from 1 to {len(labels)}")
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+        data = [f"{probabilities[row, i]:f}:{i}:{labels[i]}"
+                for row in range(len(order)) for i in order[row]]
+        outputs.append({"name": OUTPUT_NAME, "datatype": "BYTES",
+                        "shape": [len(order), top_k], "data": data})
+    return outputs
