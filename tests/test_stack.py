@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from hostile import corpus
 from servers import ROOT, free_port
 
 EXAMPLE = ROOT / "static" / "examples" / "ankle_boot.png"
@@ -164,6 +165,20 @@ def test_app_down_gives_502_json_and_recovers_without_restarting_nginx(stack: St
                              verify=stack.cert, timeout=30)
     assert response.status_code == 200
     assert (stack.dir / "nginx.master.pid").read_text() == nginx_pid
+
+
+def test_hostile_corpus_through_nginx(stack: Stack) -> None:
+    """Every hostile case through nginx TLS: its exact answer, never a 5xx, still healthy."""
+    cases = corpus(15 * 1024 * 1024, 1024, 50_000_000)
+    with requests.Session() as session:
+        for case in cases:
+            headers = {"Content-Type": case.content_type} if case.content_type else {}
+            response = session.post(stack.https + case.path, data=case.body, headers=headers,
+                                    verify=stack.cert, timeout=60)
+            assert response.status_code == case.status, (case.name, response.text[:300])
+            if case.code is not None:
+                assert response.json()["error"]["code"] == case.code, case.name
+    assert requests.get(stack.https + "/readyz", verify=stack.cert, timeout=10).ok
 
 
 def test_rate_limit_answers_429_json(stack: Stack) -> None:
