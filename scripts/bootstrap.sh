@@ -45,14 +45,21 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
     "${apt_packages[@]}" >/dev/null
 fi
 
-if [ ! -x "$venv/bin/python" ]; then
-  echo "bootstrap: creating virtual environment $venv"
-  "$python" -m venv "$venv"
-fi
-stamp="$venv/.installed-$mode"
-digest=$(cat requirements*.txt | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
-  echo "bootstrap: installing $requirements into $venv (first run: a few minutes)"
-  "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$requirements"
-  echo "$digest" > "$stamp"
+install() {  # install VENV REQUIREMENTS STAMP_NAME: pip only when the file changed
+  local target=$1 file=$2 stamp="$1/.installed-$3" digest
+  [ -x "$target/bin/python" ] || "$python" -m venv "$target"
+  digest=$(cat "$file" requirements*.txt | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+    echo "bootstrap: installing $file into $target (first run: a few minutes)"
+    "$target/bin/python" -m pip install --disable-pip-version-check -q -r "$file"
+    echo "$digest" > "$stamp"
+  fi
+}
+
+install "$venv" "$requirements" "$mode"
+# Scanners whose dependencies clash with the app's get venvs of their own.
+if [ "$mode" = dev ]; then
+  for tool in sslyze gixy; do
+    install ".venv-tools/$tool" "tests/tools/$tool.txt" "$tool"
+  done
 fi

@@ -17,7 +17,7 @@ case "$name" in
   *) san="IP:$name,DNS:localhost,IP:127.0.0.1" ;;
 esac
 umask 077
-openssl req -x509 -newkey rsa:2048 -nodes -days 825 -sha256 \
+openssl req -x509 -newkey rsa:2048 -nodes -days 365 -sha256 \
   -subj "/CN=$name" -addext "subjectAltName=$san" \
   -keyout "$dir/privkey.pem" -out "$dir/fullchain.pem" 2>/dev/null
 chmod 644 "$dir/fullchain.pem"

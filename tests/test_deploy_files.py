@@ -77,9 +77,18 @@ def test_rendered_for_loopback_passes_nginx_t(prefix: Path, cert: tuple[str, str
     text = render(loopback_env(cert, prefix), prefix / "loopback.conf")
     assert "${" not in text
     assert "server 127.0.0.1:15000" in text
-    assert "return 301 https://$host$https_port$request_uri;" in text, "nginx's $vars survive"
+    assert "return 301 https://$host$h5serve_https_port$request_uri;" in text, "$vars survive"
     result = nginx_t(prefix, prefix / "loopback.conf")
     assert result.returncode == 0, result.stderr
+    lint = gixy(prefix, prefix / "loopback.conf")
+    assert lint.returncode == 0 and "No issues found" in lint.stdout, lint.stdout + lint.stderr
+
+
+def gixy(prefix: Path, conf: Path) -> subprocess.CompletedProcess[str]:
+    """gixy-ng (own venv, see scripts/bootstrap.sh) on the rendered config and main conf."""
+    shutil.copy(conf, prefix / "conf.d" / "default.conf")
+    return subprocess.run([str(ROOT / ".venv-tools" / "gixy" / "bin" / "gixy"),
+                           str(prefix / "nginx.conf")], capture_output=True, text=True)
 
 
 def test_rendered_for_compose_passes_nginx_t(prefix: Path, cert: tuple[str, str]) -> None:
@@ -92,6 +101,8 @@ def test_rendered_for_compose_passes_nginx_t(prefix: Path, cert: tuple[str, str]
     assert "listen 443 ssl http2;" in text and "listen 80;" in text
     result = nginx_t(prefix, prefix / "compose.conf")
     assert result.returncode == 0, result.stderr
+    lint = gixy(prefix, prefix / "compose.conf")
+    assert lint.returncode == 0 and "No issues found" in lint.stdout, lint.stdout + lint.stderr
 
 
 def test_an_unset_variable_fails_the_render(prefix: Path, cert: tuple[str, str]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -235,3 +236,32 @@ def test_protocol_paths_are_proxied(stack: Stack) -> None:
     assert status == 200 and json.loads(body)["platform"] == "keras_h5"
     status, body = _get_from(stack, "127.0.0.1", "/v1/models/fashion_mnist")
     assert status == 200 and b"AVAILABLE" in body
+
+
+def test_sslyze_finds_only_the_self_signed_chain_against_mozilla_intermediate(
+        stack: Stack) -> None:
+    """sslyze (own venv) with Mozilla's "intermediate" profile: TLS 1.2/1.3 only, strong
+    suites and curves, HSTS, a short-lived certificate. Only the trust path of the
+    self-signed test certificate may fail; a real certificate passes that too."""
+    port = stack.https.rsplit(":", 1)[1]
+    sslyze = ROOT / ".venv-tools" / "sslyze" / "bin" / "sslyze"
+    out = stack.dir / "sslyze.json"
+    scans = ["--certinfo", "--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1", "--tlsv1_2",
+             "--tlsv1_3", "--elliptic_curves", "--http_headers"]
+    result = subprocess.run([str(sslyze), "--mozilla_config=intermediate", *scans,
+                             f"--json_out={out}", f"127.0.0.1:{port}"],
+                            capture_output=True, text=True, timeout=300)
+    problems = re.findall(r"^\s+\* (\w+):", result.stdout, re.M)
+    assert problems == ["certificate_path_validation"], result.stdout[-3000:]
+    scan = json.loads(out.read_text())["server_scan_results"][0]["scan_result"]
+    for old in ("ssl_2_0", "ssl_3_0", "tls_1_0", "tls_1_1"):
+        assert scan[f"{old}_cipher_suites"]["result"]["accepted_cipher_suites"] == []
+    for new in ("tls_1_2", "tls_1_3"):
+        suites = [c["cipher_suite"]["name"]
+                  for c in scan[f"{new}_cipher_suites"]["result"]["accepted_cipher_suites"]]
+        assert suites and all("GCM" in s or "CHACHA20" in s for s in suites), suites
+    hsts = scan["http_headers"]["result"]["strict_transport_security_header"]
+    assert hsts["max_age"] == 63072000
+    chain = scan["certificate_info"]["result"]["certificate_deployments"][0]
+    leaf = chain["received_certificate_chain"][0]
+    assert leaf["subject_alternative_name"]["ip_addresses"] == ["127.0.0.1"]
