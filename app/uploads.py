@@ -54,8 +54,13 @@ def read_json_body(strict_content_type: bool = True) -> Any:
         raise ApiError(415, "unsupported_media_type",
                        "Send JSON with Content-Type: application/json "
                        f"(got {request.mimetype or 'no content type'}).")
+    return parse_json(request.get_data(cache=False))
+
+
+def parse_json(data: bytes) -> Any:
+    """Bytes -> JSON value; any malformed input (bad UTF-8, too deep, ...) is a 400."""
     try:
-        return json.loads(request.get_data(cache=False))
+        return json.loads(data)
     except (ValueError, RecursionError) as exc:
         detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise ApiError(400, "invalid_json", f"The body is not valid JSON: {detail}.") from None

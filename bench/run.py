@@ -42,14 +42,15 @@ LEVELS = (1, 8, 32, 64)
 
 
 @contextmanager
-def stack(model: Path, workers: int) -> Iterator[dict[str, object]]:
+def stack(model: Path, workers: int, **extra_env: str) -> Iterator[dict[str, object]]:
     """scripts/stack.sh up ... down, with the rate limit lifted (all load is one address)."""
     directory = Path(tempfile.mkdtemp(prefix="h5serve-bench."))
     port = free_port()
     env = {**os.environ, "MODEL_PATH": str(model), "WORKERS": str(workers),
            "APP_PORT": str(free_port()), "HTTP_PORT": str(free_port()), "HTTPS_PORT": str(port),
            "STACK_DIR": str(directory), "STACK_STATE": str(directory / "state"),
-           "VENV": sys.prefix, "RATE_LIMIT": "1000000r/s", "RATE_LIMIT_BURST": "1000000"}
+           "VENV": sys.prefix, "RATE_LIMIT": "1000000r/s", "RATE_LIMIT_BURST": "1000000",
+           **extra_env}
     script = str(ROOT / "scripts" / "stack.sh")
     started = time.monotonic()
     subprocess.run([script, "up"], env=env, check=True, capture_output=True, timeout=300)

@@ -177,3 +177,24 @@ def test_nginx_closes_idle_upstream_connections_before_gunicorn() -> None:
     gunicorn_keepalive = re.search(r'"KEEPALIVE", "(\d+)"', gunicorn_conf)
     assert nginx_timeout and gunicorn_keepalive
     assert int(nginx_timeout.group(1)) < int(gunicorn_keepalive.group(1))
+
+
+@pytest.mark.parametrize("name", ["app", "certs", "nginx"])
+def test_containers_are_hardened(name: str) -> None:
+    service = COMPOSE["services"][name]
+    assert service["read_only"] is True and "/tmp" in service["tmpfs"]
+    assert service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in service["security_opt"]
+    if name != "certs":
+        assert service["mem_limit"] and service["cpus"] and service["pids_limit"]
+    allowed = {"NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN", "DAC_READ_SEARCH"}
+    assert set(service.get("cap_add", [])) <= (allowed if name == "nginx" else set())
+
+
+def test_no_secrets_in_the_image_or_the_repository() -> None:
+    dockerignore = (ROOT / ".dockerignore").read_text().split()
+    assert {"certs", ".env"} <= set(dockerignore), "certificates and settings stay out"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert not re.search(r"(?i)(password|secret|token|api_key)\s*=", dockerfile)
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    assert not [f for f in tracked.stdout.split() if f.endswith((".pem", ".key"))]

@@ -94,25 +94,24 @@ def test_inference_does_not_freeze_the_hub(slow_model: Path, tmp_path: Path) -> 
 
 
 def test_sigterm_lets_in_flight_requests_finish(slow_model: Path, tmp_path: Path) -> None:
-    """SIGTERM while a slow inference runs: the request completes, then the server exits."""
+    """SIGTERM while three slow inferences are in flight: all complete, then the server exits."""
     events: list[str] = []
     with gunicorn(slow_model, tmp_path / "gunicorn.log", GRACEFUL_TIMEOUT="60") as (base, process):
         image = encode(Image.new("RGB", (1024, 1024), "white"))
-        result: dict[str, int] = {}
 
-        def infer() -> None:
+        def infer() -> int:
             response = requests.post(base + "/predictlabel", files={"image": ("a.png", image)},
                                      timeout=120)
-            result["status"] = response.status_code
             events.append("infer done")
+            return response.status_code
 
-        worker = threading.Thread(target=infer)
-        worker.start()
-        time.sleep(0.5)  # the upload is read and the forward pass has begun
-        process.terminate()
-        events.append("sigterm sent")
-        worker.join(120)
-        process.wait(60)
+        with ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(infer) for _ in range(3)]
+            time.sleep(1.0)  # all three uploads are read; the first batch is computing
+            process.terminate()
+            events.append("sigterm sent")
+            statuses = [f.result(180) for f in futures]
+        process.wait(120)
         events.append("server exited")
-    assert result == {"status": 200}
-    assert events == ["sigterm sent", "infer done", "server exited"]
+    assert statuses == [200] * 3
+    assert events == ["sigterm sent"] + ["infer done"] * 3 + ["server exited"]
