@@ -18,18 +18,19 @@ from flask import Blueprint, Response, jsonify
 
 from app.api import inference
 from app.errors import ApiError
-from app.tensors import decode_b64, encoded_images, numeric_rows, raw_outputs
+from app.tensors import (
+    MODEL_VERSION,
+    OUTPUT_NAME,
+    decode_b64,
+    encoded_images,
+    numeric_rows,
+    protocol_error,
+    raw_outputs,
+)
 from app.uploads import read_json_body
 
 bp = Blueprint("tfserving", __name__, url_prefix="/v1/models")
-VERSION = "1"
-OUTPUT_NAME = "probabilities"
-
-
-@bp.errorhandler(ApiError)
-def _error(error: ApiError) -> tuple[Response, int]:
-    """TF Serving's error shape."""
-    return jsonify({"error": error.message}), error.status
+bp.register_error_handler(ApiError, protocol_error)
 
 
 def _check_name(name: str) -> None:
@@ -48,7 +49,7 @@ def status(name: str) -> Response:
     _check_name(name)
     state = "AVAILABLE" if inference().ready else "UNAVAILABLE"
     return jsonify({"model_version_status": [{
-        "version": VERSION, "state": state,
+        "version": MODEL_VERSION, "state": state,
         "status": {"error_code": "OK", "error_message": ""}}]})
 
 
@@ -66,7 +67,7 @@ def metadata(name: str) -> Response:
                                   "tensor_shape": _dims((None, outputs))}},
         "method_name": "tensorflow/serving/predict",
     }
-    return jsonify({"model_spec": {"name": name, "signature_name": "", "version": VERSION},
+    return jsonify({"model_spec": {"name": name, "signature_name": "", "version": MODEL_VERSION},
                     "metadata": {"signature_def": {"signature_def": {
                         "serving_default": signature}}}})
 

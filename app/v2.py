@@ -24,24 +24,24 @@ from flask import Blueprint, Response, jsonify, request
 from app.api import inference
 from app.config import VERSION as SERVER_VERSION
 from app.errors import ApiError
-from app.tensors import decode_b64, encoded_images, numeric_rows
+from app.tensors import (
+    MODEL_VERSION,
+    OUTPUT_NAME,
+    decode_b64,
+    encoded_images,
+    numeric_rows,
+    protocol_error,
+)
 from app.uploads import read_json_body
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
-VERSION = "1"
-OUTPUT_NAME = "probabilities"
-
-
-@bp.errorhandler(ApiError)
-def _error(error: ApiError) -> tuple[Response, int]:
-    """The protocol's error shape."""
-    return jsonify({"error": error.message}), error.status
+bp.register_error_handler(ApiError, protocol_error)
 
 
 def _check_name(name: str, version: str | None = None) -> None:
-    if name != inference().classifier.name or version not in (None, VERSION):
+    if name != inference().classifier.name or version not in (None, MODEL_VERSION):
         raise ApiError(404, "not_found", f"Request for unknown model: '{name}' version "
-                       f"{version or VERSION} is not found")
+                       f"{version or MODEL_VERSION} is not found")
 
 
 def _empty(status: int) -> Response:
@@ -69,7 +69,7 @@ def model_metadata(name: str, version: str | None = None) -> Response:
     _check_name(name, version)
     service = inference()
     return jsonify({
-        "name": name, "versions": [VERSION], "platform": "keras_h5",
+        "name": name, "versions": [MODEL_VERSION], "platform": "keras_h5",
         "inputs": [{"name": service.classifier.input_name, "datatype": "FP32",
                     "shape": [-1, *service.spec.model_shape]}],
         "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32",
@@ -100,7 +100,7 @@ def infer(name: str, version: str | None = None) -> Response:
                        f"expected exactly one input tensor, named "
                        f"{service.classifier.input_name!r}")
     probabilities = service.classify_model_input(_input_batch(body["inputs"][0]))
-    response: dict[str, Any] = {"model_name": name, "model_version": VERSION,
+    response: dict[str, Any] = {"model_name": name, "model_version": MODEL_VERSION,
                                 "outputs": _outputs(body.get("outputs"), probabilities)}
     if "id" in body:
         response["id"] = body["id"]
