@@ -27,6 +27,11 @@ _RESAMPLING = {
 }
 _BACKGROUND = 255  # transparent pixels are composited on white
 
+# Pillow only warns between MAX_IMAGE_PIXELS and twice that: make it an error, once for
+# the process (warnings.catch_warnings per call is not thread-safe, and decodes run in
+# threads). decode_image also checks its own, lower, limit from the header.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
 
 def decode_image(data: bytes, spec: ImageSpec, max_pixels: int) -> np.ndarray:
     """Image file bytes -> uint8 pixels of shape spec.pixel_shape (before scaling).
@@ -35,29 +40,27 @@ def decode_image(data: bytes, spec: ImageSpec, max_pixels: int) -> np.ndarray:
     """
     if not data:
         raise ApiError(400, "empty_file", "The uploaded file is empty.")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-            _check_size(image, max_pixels)
-            if image.format == "JPEG":
-                image.draft("L" if spec.channels == 1 else "RGB", (spec.width, spec.height))
-            image = ImageOps.exif_transpose(image)
-            image = _to_mode(image, "L" if spec.channels == 1 else "RGB")
-            image = image.resize((spec.width, spec.height), _RESAMPLING[spec.resize],
-                                 reducing_gap=3.0 if spec.resize != "nearest" else None)
-        except ApiError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise _too_large(max_pixels) from None
-        except UnidentifiedImageError:
-            raise ApiError(400, "invalid_image",
-                           "The file is not an image we can read: send a PNG, JPEG, GIF, "
-                           "WebP, BMP or TIFF file.") from None
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise ApiError(400, "invalid_image",
-                           f"The image could not be decoded ({exc}); it may be truncated "
-                           "or corrupt.") from None
+    try:
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        _check_size(image, max_pixels)
+        if image.format == "JPEG":
+            image.draft("L" if spec.channels == 1 else "RGB", (spec.width, spec.height))
+        image = ImageOps.exif_transpose(image)
+        image = _to_mode(image, "L" if spec.channels == 1 else "RGB")
+        image = image.resize((spec.width, spec.height), _RESAMPLING[spec.resize],
+                             reducing_gap=3.0 if spec.resize != "nearest" else None)
+    except ApiError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_large(max_pixels) from None
+    except UnidentifiedImageError:
+        raise ApiError(400, "invalid_image",
+                       "The file is not an image we can read: send a PNG, JPEG, GIF, "
+                       "WebP, BMP or TIFF file.") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ApiError(400, "invalid_image",
+                       f"The image could not be decoded ({exc}); it may be truncated "
+                       "or corrupt.") from None
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels.reshape(spec.pixel_shape)
 
