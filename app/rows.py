@@ -60,10 +60,7 @@ def _to_pixel_layout(values: np.ndarray, spec: ImageSpec) -> np.ndarray:
     if row_shape == (spec.height, spec.width) and spec.channels == 1:
         return values.reshape(n, *spec.pixel_shape)
     if row_shape in (spec.model_shape, (int(np.prod(spec.model_shape)),)):
-        as_model = values.reshape(n, *spec.model_shape)
-        if spec.layout == "chw":
-            return np.ascontiguousarray(as_model.transpose(0, 2, 3, 1))
-        return as_model.reshape(n, *spec.pixel_shape)
+        return spec.from_model_layout(values)
     raise _bad_shape(spec, f"got rows of shape {list(row_shape)}")
 
 

@@ -63,6 +63,13 @@ class ImageSpec:
             x = x.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(x.reshape((len(x), *self.model_shape)))
 
+    def from_model_layout(self, batch: np.ndarray) -> np.ndarray:
+        """A batch in the model's own layout -> (N, H, W, C) pixels (values unchanged)."""
+        as_model = batch.reshape(len(batch), *self.model_shape)
+        if self.layout == "chw":
+            return np.ascontiguousarray(as_model.transpose(0, 2, 3, 1))
+        return as_model.reshape(len(batch), *self.pixel_shape)
+
     def describe(self) -> dict[str, object]:
         return {
             "height": self.height, "width": self.width, "channels": self.channels,

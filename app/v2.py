@@ -141,16 +141,8 @@ def _input_batch(tensor: dict[str, Any]) -> np.ndarray:
     if datatype == "UINT8":
         if batch.min(initial=0) < 0 or batch.max(initial=0) > 255 or (batch % 1).any():
             raise ApiError(400, "invalid_argument", "UINT8 values must be integers 0-255")
-        return service.spec.to_model_input(_model_to_pixels(batch))
+        return service.spec.to_model_input(service.spec.from_model_layout(batch))
     return batch
-
-
-def _model_to_pixels(batch: np.ndarray) -> np.ndarray:
-    """Undo the model's layout so UINT8 pixels can be scaled like any image."""
-    spec = inference().spec
-    if spec.layout == "chw":
-        batch = batch.transpose(0, 2, 3, 1)
-    return batch.reshape(len(batch), *spec.pixel_shape)
 
 
 def _outputs(requested: Any, probabilities: np.ndarray) -> list[dict[str, Any]]:
