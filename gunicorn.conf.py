@@ -57,3 +57,9 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    """Say when this worker has loaded its model: until then it accepts no connection, so
+    scripts/stack.sh and the tests wait for this line from every booted worker."""
+    worker.log.info("Worker ready (pid: %s)", worker.pid)

@@ -42,6 +42,8 @@ render() {
 
 start_app() {  # start_app DIR: gunicorn with gunicorn.conf.py, trusting nginx on loopback
   local dir=$1
+  touch "$dir/logs/app.log"
+  stat -c %s "$dir/logs/app.log" >"$dir/app.log.offset"
   BIND=127.0.0.1:$APP_PORT TRUST_PROXY=true FORWARDED_ALLOW_IPS=127.0.0.1 \
     "$venv/bin/gunicorn" -c gunicorn.conf.py "app:create_app()" >>"$dir/logs/app.log" 2>&1 &
   echo $! >"$dir/gunicorn.pid"
@@ -55,6 +57,20 @@ wait_ready() {  # wait_ready URL PIDFILE...: until URL answers 200, or a process
       pid_alive "$(cat "$pidfile")" || { log "$(basename "$pidfile" .pid) exited"; return 1; }
     done
     [ "$SECONDS" -lt "$deadline" ] || { log "$url not ready in time"; return 1; }
+    sleep 0.3
+  done
+}
+
+wait_workers() {  # wait_workers DIR: until every worker booted by start_app has its model
+  # /readyz answers once one worker is up; the others accept nothing until they are.
+  local dir=$1 deadline=$((SECONDS + ${READY_TIMEOUT:-120})) since booted
+  since=$(($(cat "$dir/app.log.offset") + 1))
+  while :; do
+    booted=$(tail -c "+$since" "$dir/logs/app.log" | sed -n 's/.*Booting worker with pid: \([0-9]*\).*/\1/p' | sort -u)
+    [ -n "$booted" ] && [ -z "$(comm -23 <(echo "$booted") <(tail -c "+$since" "$dir/logs/app.log" \
+      | sed -n 's/.*Worker ready (pid: \([0-9]*\)).*/\1/p' | sort -u))" ] && return 0
+    pid_alive "$(cat "$dir/gunicorn.pid")" || { log "gunicorn exited"; return 1; }
+    [ "$SECONDS" -lt "$deadline" ] || { log "not every worker ready in time"; return 1; }
     sleep 0.3
   done
 }
@@ -117,7 +133,8 @@ up() {
   mkdir -p "$(dirname "$state")"
   echo "$dir" >"$state"
 
-  if ! wait_ready "https://127.0.0.1:$HTTPS_PORT/readyz" "$dir/gunicorn.pid" "$dir/nginx.master.pid"; then
+  if ! { wait_ready "https://127.0.0.1:$HTTPS_PORT/readyz" "$dir/gunicorn.pid" "$dir/nginx.master.pid" \
+         && wait_workers "$dir"; }; then
     log "not healthy; last lines of the logs:"
     tail -n 20 "$dir/logs/app.log" "$dir/logs/error.log" >&2 2>/dev/null || true
     down
@@ -163,7 +180,7 @@ restart_app() {
   dir=$(running_dir)
   pid_alive "$(cat "$dir/gunicorn.pid" 2>/dev/null)" && { log "the app is running"; exit 1; }
   start_app "$dir"
-  wait_ready "http://127.0.0.1:$APP_PORT/readyz" "$dir/gunicorn.pid"
+  wait_ready "http://127.0.0.1:$APP_PORT/readyz" "$dir/gunicorn.pid" && wait_workers "$dir"
 }
 
 case "${1:-}" in

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -40,6 +41,24 @@ def wait_ready(url: str, timeout: float = 60, process: subprocess.Popen | None =
     raise TimeoutError(f"{url} not ready after {timeout} s")
 
 
+def wait_workers(log_path: Path, offset: int, timeout: float = 60) -> None:
+    """Wait until every gunicorn worker booted since `offset` in the log has loaded its model.
+
+    /readyz answers as soon as one worker is up; a second worker still loading TensorFlow
+    accepts no connection yet, so tests that need every worker wait for this.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+        booted = set(re.findall(r"Booting worker with pid: (\d+)", text))
+        if booted and booted <= set(re.findall(r"Worker ready \(pid: (\d+)\)", text)):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"not every worker in {log_path} was ready after {timeout} s")
+
+
 def stop(process: subprocess.Popen, grace: float = 15) -> None:
     """SIGTERM, wait for the PID, then SIGKILL: never leave a server behind."""
     if process.poll() is None:
@@ -56,6 +75,7 @@ def gunicorn(model_path: Path, log_path: Path, workers: int = 1,
              **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """Run gunicorn with the project's gunicorn.conf.py on a free loopback port."""
     port = free_port()
+    offset = log_path.stat().st_size if log_path.exists() else 0
     environment = {**os.environ, "BIND": f"127.0.0.1:{port}", "WORKERS": str(workers),
                    "MODEL_PATH": str(model_path), "GRACEFUL_TIMEOUT": "5", **env}
     with open(log_path, "ab") as log:
@@ -65,6 +85,7 @@ def gunicorn(model_path: Path, log_path: Path, workers: int = 1,
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base + "/readyz", process=process)
+        wait_workers(log_path, offset)
         yield base, process
     finally:
         stop(process)
