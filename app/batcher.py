@@ -5,6 +5,11 @@ It takes whatever is queued (up to MAX_BATCH_SIZE rows), runs it, and hands each
 request its own rows back. An idle model runs a lone request at once; the optional
 MAX_BATCH_DELAY_MS only applies when there is something to wait for.
 
+The model only ever sees a few batch shapes: each batch is padded with zero rows to
+1, 2 or the next multiple of 4 (at most 3 rows of padding). TensorFlow keeps kernels
+and buffers for every input shape it meets: after every size from 1 to 32, one
+MobileNetV2 process held 1.30 GB, after those ten sizes 1.20 GB.
+
 Under gunicorn's gevent worker `threading` is monkey-patched: the loop is then a
 greenlet, and the forward pass runs in a real thread (app.offload), so the hub keeps
 serving /healthz and new connections while a batch computes. Without gevent (tests,
@@ -51,6 +56,7 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
+        self._buckets = bucket_sizes(max_batch_size)
         self._offload = thread_runner(1)
         self._jobs: deque[_Job] = deque()
         self._cond = threading.Condition()
@@ -126,6 +132,20 @@ class MicroBatcher:
 
     def _run_rows(self, rows: np.ndarray) -> np.ndarray:
         """Forward pass in chunks of at most max_batch_size rows (big client batches)."""
-        chunks = [self._offload(self._predict, rows[i:i + self.max_batch_size])
+        chunks = [self._offload(self._predict_padded, rows[i:i + self.max_batch_size])
                   for i in range(0, len(rows), self.max_batch_size)]
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+    def _predict_padded(self, rows: np.ndarray) -> np.ndarray:
+        """The model's outputs for `rows`, run as a batch of the next bucket size."""
+        size = next(b for b in self._buckets if b >= len(rows))
+        if size == len(rows):
+            return self._predict(rows)
+        padding = np.zeros((size - len(rows), *rows.shape[1:]), rows.dtype)
+        return self._predict(np.concatenate([rows, padding]))[:len(rows)]
+
+
+def bucket_sizes(max_batch_size: int) -> tuple[int, ...]:
+    """The batch sizes the model is run with: 1, 2, multiples of 4, and the maximum."""
+    sizes = {size for size in (1, 2, *range(4, max_batch_size, 4)) if size < max_batch_size}
+    return (*sorted(sizes), max_batch_size)

@@ -43,6 +43,10 @@ def table(runs: list[LoadResult]) -> str:
     return "\n".join(lines)
 
 
+def _per_worker(values: object) -> str:
+    return " / ".join(map(str, values))  # type: ignore[call-overload]
+
+
 def write_report(report: dict[str, object], runs: list[LoadResult], out_dir: Path) -> str:
     """Write latest.md and latest.json under out_dir; return the Markdown."""
     report["ratios"] = ratios(report, runs)
@@ -61,7 +65,9 @@ def write_report(report: dict[str, object], runs: list[LoadResult], out_dir: Pat
         f"| in-process limit, MobileNetV2 (img/s) | {report['limit_mobilenet']} |",
         f"| 12 MP JPEG decode to 28x28: draft / full size (ms) | {decode['draft_ms']} / "  # type: ignore[index]
         f"{decode['full_size_ms']} |",  # type: ignore[index]
-        f"| worker RSS after the run (MB) | {' / '.join(map(str, report['worker_rss_mb']))} |",  # type: ignore[arg-type]
+        f"| worker RSS after the run (MB) | {_per_worker(report['worker_rss_mb'])} |",
+        f"| MobileNetV2 worker RSS after its run (MB) | {_per_worker(report['mobilenet_rss_mb'])}"
+        " |",
         f"| stack start to ready (s) | {report['ready_s']} |",
     ])
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -142,6 +142,8 @@ def main() -> int:
         runs += sweep("ceiling", server, FASHION_IMAGE, LEVELS, args.seconds)
     with stack(mobilenet, args.workers) as server:
         runs += sweep("mobilenet", server, small_jpeg, (1, 8, 32), args.seconds)
+        report["mobilenet_rss_mb"] = [round(rss_mb(pid), 1)
+                                      for pid in worker_pids(server["master"])]  # type: ignore[arg-type]
     with naive_service(BUNDLED, args.workers) as server:
         runs += sweep("naive", server, FASHION_IMAGE, LEVELS, args.seconds)
 

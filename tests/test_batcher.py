@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from app.batcher import MicroBatcher
+from app.batcher import MicroBatcher, bucket_sizes
 from app.errors import ApiError
 
 
@@ -41,7 +41,8 @@ def test_requests_queued_while_busy_share_one_batch() -> None:
         model.gate.set()
         results = [first.result(5)] + [f.result(5) for f in rest]
     assert [r.tolist() for r in results] == [[[2.0 * i]] for i in range(11)]
-    assert model.batches == [1, 10], "a lone request ran at once; the queued ten ran together"
+    # The queued ten ran together (padded to the bucket of 12); the lone one ran at once.
+    assert model.batches == [1, 12]
 
 
 def test_client_batches_are_chunked_and_reassembled_in_order() -> None:
@@ -96,3 +97,29 @@ def test_batch_delay_waits_for_company_only_up_to_the_limit() -> None:
     batcher = MicroBatcher(model, max_batch_size=8, max_delay_s=0.05)
     np.testing.assert_array_equal(batcher.submit(np.ones((1, 1))), [[2.0]])
     assert model.batches == [1]
+
+
+def test_bucket_sizes_step_by_four_up_to_the_maximum() -> None:
+    assert bucket_sizes(1) == (1,)
+    assert bucket_sizes(3) == (1, 2, 3)
+    assert bucket_sizes(32) == (1, 2, 4, 8, 12, 16, 20, 24, 28, 32)
+    assert bucket_sizes(10) == (1, 2, 4, 8, 10)
+
+
+def test_batches_are_padded_to_a_bucket_and_the_padding_never_returned() -> None:
+    seen: list[np.ndarray] = []
+
+    def model(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.copy())
+        return batch.sum(axis=(1, 2))[:, None] + 1
+
+    observed: list[int] = []
+    batcher = MicroBatcher(model, max_batch_size=22,
+                           observer=lambda rows, waits, seconds: observed.append(rows))
+    rows = np.arange(3 * 2 * 2, dtype=np.float32).reshape(3, 2, 2) + 1
+    np.testing.assert_array_equal(batcher.submit(rows), rows.sum(axis=(1, 2))[:, None] + 1)
+    assert seen[0].shape == (4, 2, 2) and not seen[0][3].any(), "one zero row of padding"
+    assert observed == [3], "metrics count the client's rows, not the padding"
+    big = np.ones((40, 2, 2), np.float32)
+    assert batcher.submit(big).shape == (40, 1)
+    assert [len(b) for b in seen[1:]] == [22, 20], "40 rows: 22, then 18 padded to 20"
