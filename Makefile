@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test lint train bench soak
+.PHONY: run test lint train bench profile soak
 
 ## Serve the bundled model (or $MODEL_PATH) with gunicorn + gevent on http://127.0.0.1:5000
 run:
@@ -30,6 +30,10 @@ bench:
 	$(BIN)/python -m bench.run
 
 ## Soak: 5 minutes at c=64 through nginx TLS; fails on any error or >= 10 % worker RSS growth
+profile:
+	scripts/bootstrap.sh dev
+	$(BIN)/python -m bench.profile
+
 soak:
 	scripts/bootstrap.sh dev
 	$(BIN)/python -m bench.soak --seconds 300
