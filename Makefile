@@ -29,11 +29,12 @@ bench:
 	scripts/bootstrap.sh dev
 	$(BIN)/python -m bench.run
 
-## Soak: 5 minutes at c=64 through nginx TLS; fails on any error or >= 10 % worker RSS growth
+## Profile: py-spy on one loaded worker, where its Python time goes (about 30 s)
 profile:
 	scripts/bootstrap.sh dev
 	$(BIN)/python -m bench.profile
 
+## Soak: 5 minutes at c=64 through nginx TLS; fails on any error or >= 10 % worker RSS growth
 soak:
 	scripts/bootstrap.sh dev
 	$(BIN)/python -m bench.soak --seconds 300

@@ -10,9 +10,8 @@ Outside gevent (tests, sync servers) the call is made directly.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
 Runner = Callable[..., Any]
 
 

@@ -1,6 +1,6 @@
 """The OpenAPI 3 description of every JSON endpoint, served at /openapi.json and /docs.
 
-Written here beside the routes; tests/test_openapi.py fails when a route and this
+Written here beside the routes; tests/test_protocols.py fails when a route and this
 document disagree (paths and methods), and schemathesis checks live responses against
 the schemas, so the document cannot drift from the code.
 """
@@ -25,10 +25,6 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _empty(description: str) -> dict[str, Any]:
-    return {"description": description}
 
 
 def _name(model: str) -> dict[str, Any]:
