@@ -119,7 +119,8 @@ def _batch(values: Any, what: str) -> np.ndarray:
     decoded = encoded_images([decode_b64(rows[i]["b64"], f"{what}[{i}].b64") for i in images],
                              service)
     batch[images] = decoded
-    numeric = [i for i in range(len(rows)) if i not in set(images)]
+    image_rows = set(images)
+    numeric = [i for i in range(len(rows)) if i not in image_rows]
     if numeric:
         batch[numeric] = numeric_rows([rows[i] for i in numeric], service, what)
     return batch
