@@ -49,7 +49,7 @@ class MicroBatcher:
     """Coalesce concurrent `submit` calls into batches for one `predict_fn`."""
 
     def __init__(self, predict_fn: PredictFn, max_batch_size: int = 32,
-                 max_delay_s: float = 0.0, max_queue: int = 256,
+                 max_delay_s: float = 0.0, max_queue: int = 64,
                  observer: BatchObserver | None = None) -> None:
         self._predict = predict_fn
         self._observe = observer
