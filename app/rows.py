@@ -30,9 +30,7 @@ def parse_pixel_rows(rows: Any, spec: ImageSpec, max_rows: int) -> np.ndarray:
         raise ApiError(422, "invalid_shape", '"input" must be a list of rows (one per image).')
     if not rows:
         raise ApiError(422, "empty_batch", '"input" is empty: send at least one row.')
-    if len(rows) > max_rows:
-        raise ApiError(413, "too_many_rows",
-                       f'"input" has {len(rows)} rows; the limit is {max_rows} per request.')
+    check_row_count(len(rows), max_rows, '"input"')
     try:
         raw = np.asarray(rows)
     except (ValueError, OverflowError):
@@ -50,6 +48,13 @@ def parse_pixel_rows(rows: Any, spec: ImageSpec, max_rows: int) -> np.ndarray:
                        "Values must be raw pixel values between 0 and 255 "
                        f"(found {pixels.min():g} to {pixels.max():g}).")
     return pixels
+
+
+def check_row_count(count: int, max_rows: int, what: str) -> None:
+    """413 when one request carries more rows than MAX_PREDICT_ROWS (every endpoint)."""
+    if count > max_rows:
+        raise ApiError(413, "too_many_rows",
+                       f"{what} has {count} rows; the limit is {max_rows} per request.")
 
 
 def _to_pixel_layout(values: np.ndarray, spec: ImageSpec) -> np.ndarray:

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, jsonify
 
 from app.api import inference
 from app.errors import ApiError
+from app.rows import check_row_count
 from app.tensors import (
     MODEL_VERSION,
     OUTPUT_NAME,
@@ -108,9 +109,7 @@ def _batch(values: Any, what: str) -> np.ndarray:
     service = inference()
     if not isinstance(values, list) or not values:
         raise ApiError(400, "invalid_argument", f"{what} must be a non-empty list")
-    if len(values) > service.settings.MAX_PREDICT_ROWS:
-        raise ApiError(413, "too_many_rows", f"{what} has {len(values)} rows; the limit is "
-                       f"{service.settings.MAX_PREDICT_ROWS}")
+    check_row_count(len(values), service.settings.MAX_PREDICT_ROWS, what)
     rows = [_named(v, what) if isinstance(v, dict) else v for v in values]
     images = [i for i, row in enumerate(rows) if isinstance(row, dict)]
     if not images:

@@ -24,6 +24,7 @@ from flask import Blueprint, Response, jsonify, request
 from app.api import inference
 from app.config import VERSION as SERVER_VERSION
 from app.errors import ApiError
+from app.rows import check_row_count
 from app.tensors import (
     MODEL_VERSION,
     OUTPUT_NAME,
@@ -116,9 +117,7 @@ def _input_batch(tensor: dict[str, Any]) -> np.ndarray:
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) \
             or not shape:
         raise ApiError(400, "invalid_argument", "input shape must be a list of sizes")
-    if shape[0] > service.settings.MAX_PREDICT_ROWS:
-        raise ApiError(413, "too_many_rows", f"batch of {shape[0]} is over the limit of "
-                       f"{service.settings.MAX_PREDICT_ROWS}")
+    check_row_count(shape[0], service.settings.MAX_PREDICT_ROWS, f"input {name!r}")
     data = np.asarray(tensor.get("data"), dtype=object).ravel()
     if datatype == "BYTES":
         if (len(shape) not in (1, 2) or int(np.prod(shape)) != shape[0]

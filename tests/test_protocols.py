@@ -134,3 +134,17 @@ def test_openapi_lists_exactly_the_json_routes(fashion_app, client) -> None:
     assert documented == routed
     page = client.get("/docs", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "/v2/models/{name}/infer" in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path, body, what", [
+    (V1 + ":predict", {"instances": [[0]] * 1025}, "instances"),
+    (V1 + ":predict", {"inputs": [[0]] * 1025}, "inputs"),
+    ("/v2/models/fashion_mnist/infer", {"inputs": [{
+        "name": "image", "datatype": "FP32", "shape": [1025, 28, 28, 1], "data": []}]},
+     "input 'image'"),
+])
+def test_protocols_refuse_more_rows_than_max_predict_rows(client, path, body, what) -> None:
+    response = client.post(path, json=body)
+    assert response.status_code == 413
+    assert response.get_json() == {
+        "error": f"{what} has 1025 rows; the limit is 1024 per request."}
