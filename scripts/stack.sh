@@ -63,12 +63,13 @@ wait_ready() {  # wait_ready URL PIDFILE...: until URL answers 200, or a process
 
 wait_workers() {  # wait_workers DIR: until every worker booted by start_app has its model
   # /readyz answers once one worker is up; the others accept nothing until they are.
-  local dir=$1 deadline=$((SECONDS + ${READY_TIMEOUT:-120})) since booted
+  local dir=$1 deadline=$((SECONDS + ${READY_TIMEOUT:-120})) since text booted
   since=$(($(cat "$dir/app.log.offset") + 1))
   while :; do
-    booted=$(tail -c "+$since" "$dir/logs/app.log" | sed -n 's/.*Booting worker with pid: \([0-9]*\).*/\1/p' | sort -u)
-    [ -n "$booted" ] && [ -z "$(comm -23 <(echo "$booted") <(tail -c "+$since" "$dir/logs/app.log" \
-      | sed -n 's/.*Worker ready (pid: \([0-9]*\)).*/\1/p' | sort -u))" ] && return 0
+    text=$(tail -c "+$since" "$dir/logs/app.log")
+    booted=$(sed -n 's/.*Booting worker with pid: \([0-9]*\).*/\1/p' <<<"$text" | sort -u)
+    [ -n "$booted" ] && [ -z "$(comm -23 <(echo "$booted") \
+      <(sed -n 's/.*Worker ready (pid: \([0-9]*\)).*/\1/p' <<<"$text" | sort -u))" ] && return 0
     pid_alive "$(cat "$dir/gunicorn.pid")" || { log "gunicorn exited"; return 1; }
     [ "$SECONDS" -lt "$deadline" ] || { log "not every worker ready in time"; return 1; }
     sleep 0.3
