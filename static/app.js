@@ -106,8 +106,8 @@
     document.getElementById("result-heading").focus();
   }
 
+  // Sends the chosen file; callers have already checked it with chosen() or choose().
   async function classify() {
-    if (!(await chosen())) return;
     const file = input.files[0];
     const body = new FormData();
     body.append("image", file, file.name || "image");
@@ -134,7 +134,7 @@
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    classify();
+    chosen().then((ok) => ok && classify());
   });
   input.addEventListener("change", chosen);
 
