@@ -3,15 +3,15 @@
 gunicorn.conf.py points PROMETHEUS_MULTIPROC_DIR at a fresh directory before any worker
 starts; prometheus_client then keeps each worker's values in files there and /metrics
 (answered by any worker) sums them. Without that variable (tests, `flask run`) the
-process's own registry is used.
+process's own registry is used. No Flask here: the runtime's batcher reports through
+`observe_batch`, and the app factory's request hooks through `record_request`.
 """
 
 from __future__ import annotations
 
 import os
-import time
+from typing import Any
 
-from flask import Flask, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -22,8 +22,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-
-from app.classifier import Classifier
 
 _LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
 
@@ -53,32 +51,25 @@ def observe_batch(rows: int, waits: list[float], seconds: float) -> None:
         QUEUE_WAIT_SECONDS.observe(wait)
 
 
-def init_metrics(app: Flask, classifier: Classifier) -> None:
-    """Record the model once, and every request's endpoint, status and duration."""
-    info = classifier.describe()
-    MODEL_LOAD_SECONDS.set(classifier.load_seconds or 0.0)
+def record_model(info: dict[str, Any], load_seconds: float) -> None:
+    """Record, once per worker, which model it serves and how long loading it took."""
+    MODEL_LOAD_SECONDS.set(load_seconds)
     MODEL_INFO.labels(info["name"], info["file"], info["versions"]["keras_library"],
                       info["versions"]["tensorflow"]).set(1)
 
-    @app.before_request
-    def _start_timer() -> None:
-        g.metrics_started = time.perf_counter()
 
-    @app.after_request
-    def _record(response: Response) -> Response:
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
-        started = g.get("metrics_started")
-        if started is not None:
-            REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
-        return response
+def record_request(endpoint: str, method: str, status: int, seconds: float | None) -> None:
+    """Count one answered request; `seconds` is None when its start was not seen."""
+    REQUESTS.labels(endpoint, method, str(status)).inc()
+    if seconds is not None:
+        REQUEST_SECONDS.labels(endpoint).observe(seconds)
 
 
-def metrics_response() -> Response:
-    """The Prometheus text exposition, summed over workers in multiprocess mode."""
+def exposition() -> tuple[bytes, str]:
+    """The Prometheus text exposition and its content type, summed over workers."""
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.classifier import Classifier
 from app.config import Settings
-from app.imaging import decode_image, maybe_invert
+from app.runtime.classifier import Classifier
+from app.runtime.imaging import decode_image, maybe_invert
 
 
 def trivial_model(path: Path) -> Path:

@@ -19,7 +19,7 @@ from toy_models import brightness_model, write_card
 
 from app import create_app
 from app.config import DEFAULT_MODEL_PATH
-from app.idx import DATASET_DIR, load_idx
+from app.runtime.idx import DATASET_DIR, load_idx
 
 MakeApp = Callable[..., Flask]
 

@@ -195,3 +195,25 @@ def test_readyz_is_503_when_the_model_cannot_serve(app, client: FlaskClient,
     assert _error(response) == (503, "not_ready")
     assert response.headers["Retry-After"] == "5"
     assert client.get("/healthz").status_code == 200, "alive, just not ready"
+
+
+def test_a_full_queue_is_503_with_retry_after_on_every_door(
+        app, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime's Overloaded (no HTTP in it) becomes each protocol's own 503."""
+    from app.runtime.errors import Overloaded
+
+    def full(rows: np.ndarray) -> np.ndarray:
+        raise Overloaded("The server is at capacity; retry in a moment.", retry_after_s=1)
+
+    monkeypatch.setattr(app.extensions["h5serve"].batcher, "submit", full)
+    seed = upload(client, WHITE)
+    assert _error(seed) == (503, "overloaded")
+    assert seed.headers["Retry-After"] == "1"
+    v2 = client.post("/v2/models/bright/infer", json={"inputs": [
+        {"name": app.extensions["h5serve"].classifier.input_name, "datatype": "UINT8",
+         "shape": [1, 28, 28, 1], "data": [0] * 784}]})
+    assert (v2.status_code, v2.get_json()) == (
+        503, {"error": "The server is at capacity; retry in a moment."})
+    page = client.post("/", data={"image": (io.BytesIO(WHITE), "w.png")},
+                       content_type="multipart/form-data")
+    assert page.status_code == 503 and "at capacity" in page.get_data(as_text=True)

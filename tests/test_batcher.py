@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from app.batcher import MicroBatcher, bucket_sizes
-from app.errors import ApiError
+from app.runtime.batcher import MicroBatcher, bucket_sizes
+from app.runtime.errors import Overloaded
 
 
 class GatedModel:
@@ -82,10 +82,9 @@ def test_full_queue_answers_503_at_once() -> None:
         queued = [pool.submit(batcher.submit, np.array([[1.0]])) for _ in range(2)]
         while len(batcher._jobs) < 2:
             threading.Event().wait(0.01)
-        with pytest.raises(ApiError) as info:
+        with pytest.raises(Overloaded) as info:
             batcher.submit(np.array([[1.0]]))
-        assert (info.value.status, info.value.code) == (503, "overloaded")
-        assert info.value.headers["Retry-After"] == "1"
+        assert (info.value.code, info.value.retry_after_s) == ("overloaded", 1)
         model.gate.set()
         assert running.result(5).tolist() == [[2.0]]
         assert all(f.result(5).tolist() == [[2.0]] for f in queued)

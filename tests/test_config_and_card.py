@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from app.config import DEFAULT_MODEL_PATH, Settings
-from app.model_card import ModelCard, ModelCardError
-from app.spec import UnservableModel, infer_image_spec, infer_output_spec
+from app.runtime.model_card import ModelCard, ModelCardError
+from app.runtime.spec import UnservableModel, infer_image_spec, infer_output_spec
 
 
 def test_defaults_are_safe() -> None:

@@ -11,8 +11,8 @@ import pytest
 from toy_models import keras224_mlp, keras224_reference
 
 from app import create_app
-from app.classifier import Classifier
-from app.loading import ModelLoadError, load_keras_model
+from app.runtime.classifier import Classifier
+from app.runtime.loading import ModelLoadError, load_keras_model
 
 
 def test_keras3_misreads_the_legacy_file_and_we_do_not(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """atheris fuzzer for the upload path: bytes -> decode_image -> maybe_invert -> model input.
 
-Every input must end in pixels of the right shape or an ApiError with a 4xx status.
+Every input must end in pixels of the right shape or an InvalidInput (a 400 for clients).
     python tests/fuzz/fuzz_decode.py SEED_DIR -max_total_time=60
 """
 
@@ -10,9 +10,10 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports(include=["app", "json", "PIL"]):
-    from app.errors import ApiError
-    from app.imaging import decode_image, maybe_invert
-    from app.spec import ImageSpec
+    from app.protocols.errors import as_api_error
+    from app.runtime.errors import InvalidInput
+    from app.runtime.imaging import decode_image, maybe_invert
+    from app.runtime.spec import ImageSpec
 
 SPECS = [ImageSpec(28, 28, 1, "hwc", invert="auto"), ImageSpec(32, 32, 3, "chw"),
          ImageSpec(28, 28, 1, "flat", invert=True)]
@@ -24,8 +25,8 @@ def test_one(data: bytes) -> None:
     payload = provider.ConsumeBytes(provider.remaining_bytes())
     try:
         pixels = decode_image(payload, spec, 4_000_000)
-    except ApiError as error:
-        assert 400 <= error.status < 500, error.status
+    except InvalidInput as error:
+        assert as_api_error(error).status == 400, error.code
         return
     assert pixels.shape == spec.pixel_shape and pixels.dtype == np.uint8
     model_input = spec.to_model_input(maybe_invert(pixels, spec.invert)[None])

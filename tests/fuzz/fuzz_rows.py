@@ -11,10 +11,10 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports(include=["app", "json", "PIL"]):
-    from app.errors import ApiError
-    from app.rows import parse_pixel_rows
-    from app.spec import ImageSpec
-    from app.uploads import parse_json
+    from app.protocols.bodies import parse_json
+    from app.protocols.errors import ApiError
+    from app.protocols.rows import parse_pixel_rows
+    from app.runtime.spec import ImageSpec
 
 SPECS = [ImageSpec(4, 4, 1, "hwc"), ImageSpec(2, 3, 3, "chw"), ImageSpec(3, 3, 1, "flat")]
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.batcher import BatchObserver, MicroBatcher
-from app.classifier import Classifier
 from app.config import Settings
-from app.imaging import decode_image, maybe_invert
-from app.offload import thread_runner
-from app.spec import ImageSpec
+from app.runtime.batcher import BatchObserver, MicroBatcher
+from app.runtime.classifier import Classifier
+from app.runtime.imaging import decode_image, maybe_invert
+from app.runtime.offload import thread_runner
+from app.runtime.spec import ImageSpec
 
 # Uploads at least this big are decoded in a real thread: a 12 MP JPEG takes ~40 ms,
 # which would stall every other request of the worker. Small ones decode inline
@@ -39,15 +39,6 @@ class Prediction:
         """(label, probability) pairs, most probable first (for the upload page)."""
         order = np.argsort(-self.probabilities, kind="stable")
         return [(self.labels[i], float(self.probabilities[i])) for i in order]
-
-    def to_json(self) -> dict[str, object]:
-        """The deeplearning_flask response shape that curl users already parse."""
-        return {
-            "success": True,
-            "most_probable_label": self.top_label,
-            "predictions": [{"label": label, "probability": float(p)}
-                            for label, p in zip(self.labels, self.probabilities, strict=True)],
-        }
 
 
 class InferenceService:

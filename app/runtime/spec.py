@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from app.model_card import ModelCard
+from app.runtime.model_card import ModelCard
 
 Layout = Literal["hwc", "chw", "hw", "flat"]
 Shape = tuple[int | None, ...]

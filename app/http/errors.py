@@ -1,8 +1,9 @@
-"""One error type for clients, and the handlers that render every failure.
+"""The handlers that render every failure, as JSON for API clients or a page for people.
 
 API clients always get `{"success": false, "error": {"code", "message"}}` with the
-right status; browsers asking for HTML get a friendly page. No traceback ever
-reaches a client: unexpected exceptions are logged here and answered with a 500.
+right status (app.protocols.errors gives each error its status); browsers asking for
+HTML get a friendly page. No traceback ever reaches a client: unexpected exceptions
+are logged here and answered with a 500.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import logging
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
+
+from app.protocols.errors import CLIENT_ERRORS, ApiError, as_api_error
+from app.runtime.errors import ServingError
 
 log = logging.getLogger(__name__)
 
@@ -24,21 +28,6 @@ _HTTP_CODES = {
     429: "too_many_requests",
     503: "unavailable",
 }
-
-
-class ApiError(Exception):
-    """A failure the client can act on: HTTP status, stable code, human message."""
-
-    def __init__(self, status: int, code: str, message: str,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-    def to_dict(self) -> dict[str, object]:
-        return {"success": False, "error": {"code": self.code, "message": self.message}}
 
 
 def wants_html() -> bool:
@@ -78,11 +67,13 @@ def render_error(error: ApiError) -> Response:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Route ApiError, every HTTPException and anything unexpected through render_error."""
+    """Route client errors, every HTTPException and anything unexpected to render_error."""
 
-    @app.errorhandler(ApiError)
-    def _api_error(error: ApiError) -> Response:
-        return render_error(error)
+    def _client_error(error: ApiError | ServingError) -> Response:
+        return render_error(as_api_error(error))
+
+    for error_type in CLIENT_ERRORS:
+        app.register_error_handler(error_type, _client_error)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -1,30 +1,20 @@
-"""Reading the request: uploads kept in memory, one image field, JSON parsed safely.
+"""Reading request bodies: the one image of a multipart upload, JSON parsed safely.
 
-Werkzeug spools uploads over 500 kB to temporary files; a serving process should not
-write client data to disk, and MAX_CONTENT_LENGTH already bounds the memory, so
-`InMemoryRequest` keeps every part in a BytesIO.
+Shared by every protocol's routes and the upload page. Multipart parts arrive as
+in-memory buffers (app.http.requests.InMemoryRequest): nothing a client sends is
+written to disk.
 """
 
 from __future__ import annotations
 
-import io
 import json
-from typing import IO, Any
+from typing import Any
 
-from flask import Request, request
+from flask import request
 
-from app.errors import ApiError
+from app.protocols.errors import ApiError
 
 IMAGE_FIELDS = ("image", "file")
-
-
-class InMemoryRequest(Request):
-    """A Flask request whose multipart file parts never touch the disk."""
-
-    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
-                         filename: str | None = None,
-                         content_length: int | None = None) -> IO[bytes]:
-        return io.BytesIO()
 
 
 def read_image_upload() -> bytes:

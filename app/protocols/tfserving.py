@@ -16,22 +16,21 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
-from app.api import inference
-from app.errors import ApiError
-from app.rows import check_row_count
-from app.tensors import (
+from app.protocols.bodies import read_json_body
+from app.protocols.context import inference
+from app.protocols.errors import ApiError, answer_errors_as_protocol
+from app.protocols.rows import check_row_count
+from app.protocols.tensors import (
     MODEL_VERSION,
     OUTPUT_NAME,
     decode_b64,
     encoded_images,
     numeric_rows,
-    protocol_error,
     raw_outputs,
 )
-from app.uploads import read_json_body
 
 bp = Blueprint("tfserving", __name__, url_prefix="/v1/models")
-bp.register_error_handler(ApiError, protocol_error)
+answer_errors_as_protocol(bp)
 
 
 def _check_name(name: str) -> None:

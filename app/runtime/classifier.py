@@ -16,9 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from app.loading import LoadedModel, ModelLoadError, load_keras_model
-from app.model_card import ModelCard, ModelCardError
-from app.spec import ImageSpec, OutputSpec, UnservableModel, infer_image_spec, infer_output_spec
+from app.runtime.loading import LoadedModel, ModelLoadError, load_keras_model
+from app.runtime.model_card import ModelCard, ModelCardError
+from app.runtime.spec import (
+    ImageSpec,
+    OutputSpec,
+    UnservableModel,
+    infer_image_spec,
+    infer_output_spec,
+)
 
 log = logging.getLogger(__name__)
 

@@ -13,18 +13,12 @@ import binascii
 from typing import Any
 
 import numpy as np
-from flask import Response, jsonify
 
-from app.errors import ApiError
-from app.inference import InferenceService
+from app.protocols.errors import ApiError
+from app.runtime.inference import InferenceService
 
 MODEL_VERSION = "1"  # h5serve serves one model file: its only version
 OUTPUT_NAME = "probabilities"
-
-
-def protocol_error(error: ApiError) -> tuple[Response, int]:
-    """The error shape of TF Serving and the Open Inference Protocol: {"error": message}."""
-    return jsonify({"error": error.message}), error.status
 
 
 def _invalid(message: str) -> ApiError:

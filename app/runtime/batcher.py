@@ -11,7 +11,7 @@ and buffers for every input shape it meets: after every size from 1 to 32, one
 MobileNetV2 process held 1.30 GB, after those ten sizes 1.20 GB.
 
 Under gunicorn's gevent worker `threading` is monkey-patched: the loop is then a
-greenlet, and the forward pass runs in a real thread (app.offload), so the hub keeps
+greenlet, and the forward pass runs in a real thread (app.runtime.offload), so the hub keeps
 serving /healthz and new connections while a batch computes. Without gevent (tests,
 sync servers) the loop is a plain thread.
 """
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.errors import ApiError
-from app.offload import thread_runner
+from app.runtime.errors import Overloaded
+from app.runtime.offload import thread_runner
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,13 @@ class MicroBatcher:
     def submit(self, rows: np.ndarray) -> np.ndarray:
         """Run `rows` (model input, batch axis first) and return their outputs.
 
-        Raises ApiError(503) at once when MAX_QUEUE_SIZE requests are already waiting.
+        Raises Overloaded at once when MAX_QUEUE_SIZE requests are already waiting.
         """
         job = _Job(rows)
         with self._cond:
             if len(self._jobs) >= self.max_queue:
-                raise ApiError(503, "overloaded",
-                               "The server is at capacity; retry in a moment.",
-                               headers={"Retry-After": "1"})
+                raise Overloaded("The server is at capacity; retry in a moment.",
+                                 retry_after_s=1)
             self._jobs.append(job)
             self._cond.notify()
         return job.future.result()

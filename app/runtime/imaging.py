@@ -14,8 +14,8 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from app.errors import ApiError
-from app.spec import ImageSpec
+from app.runtime.errors import InvalidInput
+from app.runtime.spec import ImageSpec
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
 _RESAMPLING = {
@@ -36,10 +36,10 @@ warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 def decode_image(data: bytes, spec: ImageSpec, max_pixels: int) -> np.ndarray:
     """Image file bytes -> uint8 pixels of shape spec.pixel_shape (before scaling).
 
-    Raises ApiError(400) for anything that is not a decodable image within limits.
+    Raises InvalidInput for anything that is not a decodable image within limits.
     """
     if not data:
-        raise ApiError(400, "empty_file", "The uploaded file is empty.")
+        raise InvalidInput("empty_file", "The uploaded file is empty.")
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
         _check_size(image, max_pixels)
@@ -49,18 +49,18 @@ def decode_image(data: bytes, spec: ImageSpec, max_pixels: int) -> np.ndarray:
         image = _to_mode(image, "L" if spec.channels == 1 else "RGB")
         image = image.resize((spec.width, spec.height), _RESAMPLING[spec.resize],
                              reducing_gap=3.0 if spec.resize != "nearest" else None)
-    except ApiError:
+    except InvalidInput:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_large(max_pixels) from None
     except UnidentifiedImageError:
-        raise ApiError(400, "invalid_image",
-                       "The file is not an image we can read: send a PNG, JPEG, GIF, "
-                       "WebP, BMP or TIFF file.") from None
+        raise InvalidInput("invalid_image",
+                           "The file is not an image we can read: send a PNG, JPEG, GIF, "
+                           "WebP, BMP or TIFF file.") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ApiError(400, "invalid_image",
-                       f"The image could not be decoded ({exc}); it may be truncated "
-                       "or corrupt.") from None
+        raise InvalidInput("invalid_image",
+                           f"The image could not be decoded ({exc}); it may be truncated "
+                           "or corrupt.") from None
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels.reshape(spec.pixel_shape)
 
@@ -69,12 +69,12 @@ def _check_size(image: Image.Image, max_pixels: int) -> None:
     if image.width * image.height > max_pixels:
         raise _too_large(max_pixels)
     if image.width < 1 or image.height < 1:
-        raise ApiError(400, "invalid_image", "The image has no pixels.")
+        raise InvalidInput("invalid_image", "The image has no pixels.")
 
 
-def _too_large(max_pixels: int) -> ApiError:
-    return ApiError(400, "image_too_large",
-                    f"The image has more than {max_pixels:,} pixels; send a smaller one.")
+def _too_large(max_pixels: int) -> InvalidInput:
+    return InvalidInput("image_too_large",
+                        f"The image has more than {max_pixels:,} pixels; send a smaller one.")
 
 
 def _to_mode(image: Image.Image, mode: str) -> Image.Image:

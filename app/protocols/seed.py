@@ -1,32 +1,41 @@
-"""The JSON API: prediction endpoints, health and model description.
+"""The seed JSON API (blueprint "api"): predictions, health and model description.
 
-Routes stay thin: read the request, call the inference service, shape the response.
+`/predictlabel` answers in the deeplearning_flask shape that curl users already parse;
+`/predict` takes raw pixel rows. Routes stay thin: read the request, call the
+inference service, shape the response.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from app.errors import ApiError
-from app.inference import InferenceService
-from app.metrics import metrics_response
-from app.openapi import openapi_document
-from app.rows import parse_pixel_rows
-from app.uploads import read_image_upload, read_json_body
+from app.metrics import exposition
+from app.protocols.bodies import read_image_upload, read_json_body
+from app.protocols.context import inference
+from app.protocols.errors import ApiError
+from app.protocols.openapi import openapi_document
+from app.protocols.rows import parse_pixel_rows
+from app.runtime.inference import Prediction
 
 bp = Blueprint("api", __name__)
 
 
-def inference() -> InferenceService:
-    """The process's inference service, set up by the app factory."""
-    return current_app.extensions["h5serve"]
+def label_response(prediction: Prediction) -> dict[str, object]:
+    """The deeplearning_flask response shape: top label, then every class in label order."""
+    return {
+        "success": True,
+        "most_probable_label": prediction.top_label,
+        "predictions": [{"label": label, "probability": float(p)}
+                        for label, p in zip(prediction.labels, prediction.probabilities,
+                                            strict=True)],
+    }
 
 
 @bp.post("/predictlabel")
 def predict_label() -> Response:
     """Multipart image upload -> most probable label and every class probability."""
     prediction = inference().classify_image(read_image_upload())
-    return jsonify(prediction.to_json())
+    return jsonify(label_response(prediction))
 
 
 @bp.post("/predict")
@@ -65,7 +74,8 @@ def model_info() -> Response:
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus metrics of every worker (nginx keeps this off the internet)."""
-    return metrics_response()
+    body, content_type = exposition()
+    return Response(body, mimetype=content_type)
 
 
 @bp.get("/openapi.json")

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import ApiError
-from app.spec import ImageSpec
+from app.protocols.errors import ApiError
+from app.runtime.spec import ImageSpec
 
 
 def accepted_shapes(spec: ImageSpec) -> list[tuple[int, ...]]:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, render_template
 
-from app.api import inference
-from app.errors import ApiError
-from app.imaging import sniff_mimetype
-from app.openapi import openapi_document
-from app.uploads import read_image_upload
+from app.protocols.bodies import read_image_upload
+from app.protocols.context import inference
+from app.protocols.errors import CLIENT_ERRORS, as_api_error
+from app.protocols.openapi import openapi_document
+from app.runtime.imaging import sniff_mimetype
 
 bp = Blueprint("pages", __name__)
 
@@ -49,7 +49,8 @@ def upload() -> tuple[str, int]:
     try:
         data = read_image_upload()
         prediction = inference().classify_image(data)
-    except ApiError as error:
+    except CLIENT_ERRORS as raised:
+        error = as_api_error(raised)
         return _page(error=error), error.status
     preview = f"data:{sniff_mimetype(data)};base64,{base64.b64encode(data).decode()}"
     return _page(prediction=prediction, preview=preview,

@@ -1,0 +1,94 @@
+"""The app factory, as a list of steps: settings, model, routes, errors, proxy trust.
+
+gunicorn calls it in each worker through `app:create_app()` (app/__init__.py), so the
+model is loaded after the fork, never in the master.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import metrics
+from app.config import PROJECT_ROOT, Settings
+from app.http import pages
+from app.http.errors import register_error_handlers
+from app.http.requests import InMemoryRequest
+from app.protocols import context, seed, tfserving, v2
+from app.runtime.classifier import Classifier
+from app.runtime.inference import InferenceService
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the service: settings, model, routes, error handlers, proxy trust."""
+    settings = load_config(config)
+    configure_logging(settings)
+    app = Flask("app", static_folder=str(PROJECT_ROOT / "static"),
+                template_folder=str(PROJECT_ROOT / "templates"))
+    app.request_class = InMemoryRequest
+    app.config.update(MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the seed response's key order
+    init_model(app, settings)
+    instrument_requests(app)
+    register_blueprints(app, settings)
+    register_error_handlers(app)
+    apply_proxy_fix(app, settings)
+    return app
+
+
+def load_config(overrides: Mapping[str, Any] | None) -> Settings:
+    """Environment variables, then the caller's overrides (tests pass their own)."""
+    return Settings.load(overrides)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr (gunicorn and Docker collect it) unless a handler is already set."""
+    logging.basicConfig(level=settings.LOG_LEVEL.upper(),
+                        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+    logging.getLogger("app").setLevel(settings.LOG_LEVEL.upper())
+
+
+def init_model(app: Flask, settings: Settings) -> None:
+    """Load and warm up the model once per process; fails fast with a clear message."""
+    classifier = Classifier(settings.MODEL_PATH)
+    classifier.load()
+    context.install(app, InferenceService(classifier, settings, observer=metrics.observe_batch))
+    metrics.record_model(classifier.describe(), classifier.load_seconds or 0.0)
+
+
+def instrument_requests(app: Flask) -> None:
+    """Count every request by endpoint, method and status, and time it."""
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _record(response: Response) -> Response:
+        started = g.get("metrics_started")
+        metrics.record_request(request.url_rule.rule if request.url_rule else "unmatched",
+                               request.method, response.status_code,
+                               None if started is None else time.perf_counter() - started)
+        return response
+
+
+def register_blueprints(app: Flask, settings: Settings) -> None:
+    """HTML pages and the JSON APIs; CORS only on the JSON APIs."""
+    for blueprint in (pages.bp, seed.bp, tfserving.bp, v2.bp):
+        app.register_blueprint(blueprint)
+    if settings.cors_origins:
+        CORS(app, resources={r"/predict.*": {}, r"/model": {}, r"/v[12]/.*": {}},
+             origins=settings.cors_origins, supports_credentials=False,
+             send_wildcard=settings.cors_origins == ["*"])
+
+
+def apply_proxy_fix(app: Flask, settings: Settings) -> None:
+    """Trust exactly one proxy hop (nginx) for client address, scheme and host."""
+    if settings.TRUST_PROXY:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
