@@ -45,18 +45,26 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
     "${apt_packages[@]}" >/dev/null
 fi
 
-install() {  # install VENV REQUIREMENTS STAMP_NAME: pip only when the file changed
-  local target=$1 file=$2 stamp="$1/.installed-$3" digest
+install() {  # install VENV REQUIREMENTS STAMP_NAME [NO_DEPS_FILE]: pip only when files changed
+  local target=$1 file=$2 stamp="$1/.installed-$3" no_deps=${4:-} digest
+  local pip=("$target/bin/python" -m pip --disable-pip-version-check -q)
   [ -x "$target/bin/python" ] || "$python" -m venv "$target"
   digest=$(cat "$file" requirements*.txt | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
     echo "bootstrap: installing $file into $target (first run: a few minutes)"
-    "$target/bin/python" -m pip install --disable-pip-version-check -q -r "$file"
+    if [ -n "$no_deps" ] && "${pip[@]}" show tensorflow >/dev/null 2>&1; then
+      # An older venv with the GPU build: it shares tensorflow/ with tensorflow-cpu.
+      echo "bootstrap: replacing the GPU build of TensorFlow with tensorflow-cpu"
+      "${pip[@]}" uninstall -y tensorflow tensorflow-cpu
+    fi
+    "${pip[@]}" install -r "$file"
+    [ -z "$no_deps" ] || "${pip[@]}" install --no-deps -r "$no_deps"
     echo "$digest" > "$stamp"
   fi
+  [ -z "$no_deps" ] || "$target/bin/python" scripts/check_tensorflow.py >/dev/null
 }
 
-install "$venv" "$requirements" "$mode"
+install "$venv" "$requirements" "$mode" requirements-no-deps.txt
 # Scanners whose dependencies clash with the app's get venvs of their own.
 if [ "$mode" = dev ]; then
   for tool in sslyze gixy; do

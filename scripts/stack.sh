@@ -25,20 +25,8 @@ state=${STACK_STATE:-$root/run/stack.dir}
 
 log() { echo "stack: $*" >&2; }
 
-# Render like the official image's 20-envsubst-on-templates.sh: substitute only variables
-# that are defined and match NGINX_ENVSUBST_FILTER (default: the names the template uses),
-# so nginx's own $variables survive. Fail on any ${...} left over.
-render() {
-  local template=$1 out=$2 names filter defined
-  names=$(grep -o '\${[A-Z_][A-Z0-9_]*}' "$template" | tr -d '${}' | sort -u | paste -sd'|')
-  filter=${NGINX_ENVSUBST_FILTER:-^($names)\$}
-  defined=$(printf '${%s} ' $(awk "END { for (name in ENVIRON) { print ( name ~ /${filter}/ ) ? name : \"\" } }" </dev/null))
-  envsubst "$defined" <"$template" >"$out"
-  if grep -n '\${' "$out" >&2; then
-    log "unset variables left in $out (above)"
-    return 1
-  fi
-}
+# Render like the official image's envsubst step (nginx/render-templates.sh).
+render() { nginx/render-templates.sh "$@"; }
 
 start_app() {  # start_app DIR: gunicorn with gunicorn.conf.py, trusting nginx on loopback
   local dir=$1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,8 @@ from flask.testing import FlaskClient
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).parent))
 
+from containers import Engine, engine_environment, load_into_podman, proxy_ca_bundle, script
+from servers import ROOT
 from toy_models import brightness_model, write_card
 
 from app import create_app
@@ -72,3 +74,44 @@ def fashion_test_set() -> tuple[np.ndarray, np.ndarray]:
     images = load_idx(DATASET_DIR / "t10k-images-idx3-ubyte.gz")[:300]
     labels = load_idx(DATASET_DIR / "t10k-labels-idx1-ubyte.gz")[:300]
     return images, labels
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Engine]:
+    """Our own dockerd with Compose v2 and the debian:bookworm-slim base (made once per run).
+
+    No engine, no silent skip: if it cannot start, every container test fails saying why.
+    """
+    script("install")
+    script("start-docker", timeout=120)
+    script("base-image")
+    engine = Engine("docker", engine_environment("docker"))
+    try:
+        yield engine
+    finally:
+        script("stop-docker")
+
+
+@pytest.fixture(scope="session")
+def project_images(docker_engine: Engine) -> Engine:
+    """The project's own images, built from its Dockerfiles with `docker compose build`.
+
+    The proxy's CA reaches pip as the EXTRA_CA_CERT build arg, as it would behind a
+    company proxy; the layer cache makes a rebuild with unchanged files take seconds.
+    """
+    ca = proxy_ca_bundle()
+    docker_engine.docker("compose", "-f", str(ROOT / "docker-compose.yml"), "build",
+                         timeout=1200, extra_env={"EXTRA_CA_CERT": ca} if ca else None)
+    return docker_engine
+
+
+@pytest.fixture(scope="session")
+def podman_engine(project_images: Engine) -> Iterator[Engine]:
+    """Rootful podman (runc) behind its Docker-compatible socket, with the same images."""
+    script("start-podman")
+    engine = Engine("podman", engine_environment("podman"))
+    try:
+        load_into_podman(project_images, engine)
+        yield engine
+    finally:
+        script("stop-podman")

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Entrypoint of the h5serve nginx image (nginx/Dockerfile): render every
+# /etc/nginx/templates/*.template into the prefix's conf.d/ (as the official image does),
+# check the result, then run nginx in the foreground with its logs on stdout/stderr.
+# The root filesystem is read-only: the prefix, /run/nginx, is a tmpfs (docker-compose.yml).
+set -eu
+prefix=${NGINX_PREFIX:-/run/nginx}
+mkdir -p "$prefix/conf.d" "$prefix/logs" "$prefix/tmp"
+chmod 755 "$prefix"  # nginx's unprivileged workers must reach tmp/ (request bodies)
+ln -sf /dev/stdout "$prefix/logs/access.log"
+ln -sf /dev/stderr "$prefix/logs/error.log"
+cp /etc/nginx/h5serve/nginx.conf "$prefix/nginx.conf"
+for template in /etc/nginx/templates/*.template; do
+  [ -e "$template" ] || continue
+  name=$(basename "$template" .template)
+  echo "entrypoint: rendering $template to $prefix/conf.d/$name" >&2
+  /etc/nginx/h5serve/render-templates.sh "$template" "$prefix/conf.d/$name"
+done
+nginx -q -t -p "$prefix/" -e stderr -c nginx.conf
+exec nginx -p "$prefix/" -e stderr -c nginx.conf -g 'daemon off;'
