@@ -72,6 +72,6 @@ RUN mkdir -p /certs && chown h5serve:h5serve /certs
 
 USER 10001:10001
 EXPOSE 5000
-HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \
+HEALTHCHECK --interval=5s --timeout=5s --start-period=60s --retries=5 \
     CMD ["python", "scripts/healthcheck.py"]
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]

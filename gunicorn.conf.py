@@ -7,6 +7,7 @@ survive a fork, so `preload_app` stays off. Every value can be set from the envi
 import gc
 import glob
 import os
+import sys
 import tempfile
 
 bind = os.environ.get("BIND", "127.0.0.1:5000")
@@ -45,6 +46,32 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Prometheus multiprocess mode: every worker writes its metrics to files here and
 # /metrics sums them. Set before any worker imports prometheus_client; emptied at start.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="h5serve-metrics."))
+
+
+def _preflight():
+    """Fail in one line, before any worker forks, when the service cannot work.
+
+    Otherwise every worker fails alone, each with a full traceback, and the reason is
+    somewhere in the middle. Reads settings and a few bytes of the model file only:
+    TensorFlow must not be imported here, in the master.
+    """
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from app.config import Settings
+    from app.runtime.model_file import check_model_file
+
+    try:
+        check_model_file(Settings.load().MODEL_PATH)
+    except ValueError as exc:
+        sys.exit(f"h5serve: cannot start: {exc}")
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    try:
+        os.makedirs(metrics_dir, exist_ok=True)
+    except OSError as exc:
+        sys.exit(f"h5serve: cannot start: PROMETHEUS_MULTIPROC_DIR={metrics_dir}: "
+                 f"{exc.strerror} (create it, or unset it for a fresh one)")
+
+
+_preflight()
 
 
 def on_starting(server):

@@ -17,6 +17,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "fashion_mnist.h5"
 
 
+def mebibytes(size: int) -> str:
+    """A byte limit as people read it: 15728640 -> "15 MiB" (one way, on every page)."""
+    value = size / (1024 * 1024)
+    if value >= 1:
+        return f"{value:.1f}".removesuffix(".0") + " MiB"
+    return f"{size / 1024:.0f} KiB" if size >= 1024 else f"{size} bytes"
+
+
 def _parse_bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:

@@ -15,10 +15,17 @@
   const result = document.getElementById("result");
   const maxBytes = Number(form.dataset.maxBytes);
   const maxPixels = Number(form.dataset.maxPixels);
-  const megabytes = (bytes) => (bytes / 1048576).toFixed(1);
+  const lowConfidence = Number(form.dataset.lowConfidence);
+  // The server's way of writing sizes (app.config.mebibytes): 15728640 -> "15 MiB".
+  const mebibytes = (bytes) => `${(bytes / 1048576).toFixed(1).replace(/\.0$/, "")} MiB`;
   let previewUrl = null;
+  document.documentElement.classList.add("js");  // the drop zone replaces the file button
 
-  const showError = (text) => { message.textContent = text; };
+  // An error replaces the previous result: an old answer must not look like this one's.
+  const showError = (text) => {
+    message.textContent = text;
+    if (text) result.hidden = true;
+  };
 
   // The same limits the server enforces, checked before anything is sent. The browser
   // decodes the file once (not TIFF: browsers cannot) to catch broken files early.
@@ -29,7 +36,7 @@
     }
     if (file.size === 0) return `"${file.name}" is empty.`;
     if (file.size > maxBytes) {
-      return `"${file.name}" is ${megabytes(file.size)} MB; the limit is ${megabytes(maxBytes)} MB.`;
+      return `"${file.name}" is ${mebibytes(file.size)}; the limit is ${mebibytes(maxBytes)}.`;
     }
     if (file.type === "image/tiff" || !window.createImageBitmap) return null;
     try {
@@ -102,6 +109,7 @@
     document.getElementById("latency").textContent = `${elapsedMs.toFixed(1)} ms round trip`;
     const ranked = [...body.predictions].sort((a, b) => b.probability - a.probability);
     document.getElementById("bars").replaceChildren(...ranked.map((p) => bar(p.label, p.probability)));
+    document.getElementById("low-confidence").hidden = ranked[0].probability >= lowConfidence;
     result.hidden = false;
     document.getElementById("result-heading").focus();
   }

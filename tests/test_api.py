@@ -217,3 +217,18 @@ def test_a_full_queue_is_503_with_retry_after_on_every_door(
     page = client.post("/", data={"image": (io.BytesIO(WHITE), "w.png")},
                        content_type="multipart/form-data")
     assert page.status_code == 503 and "at capacity" in page.get_data(as_text=True)
+
+
+def test_sizes_are_written_in_mebibytes(make_app, bright_model) -> None:
+    """One way to write the body limit: the app's 413 and the page say "15 MiB"."""
+    client = make_app(bright_model).test_client()
+    too_big = upload(client, b"x" * (15 * 1024 * 1024 + 1))
+    assert too_big.get_json()["error"]["message"] == (
+        "Request body is too large: the limit is 15 MiB.")
+    page = client.get("/").get_data(as_text=True)
+    assert "up to 15 MiB" in page and "15728640 bytes" not in page and "MB<" not in page
+
+
+def test_metrics_name_their_charset_once(client: FlaskClient) -> None:
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.startswith("text/plain") and content_type.count("charset") == 1

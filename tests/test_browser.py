@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import requests
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from servers import ROOT, gunicorn
 
@@ -127,7 +130,7 @@ def test_wrong_files_show_clear_messages(page: Page, tmp_path: Path) -> None:
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG" + b"\0" * 2_100_000)
     page.set_input_files("#image-input", str(big))
-    expect(page.locator("#form-message")).to_contain_text("the limit is 1.9 MB")
+    expect(page.locator("#form-message")).to_contain_text("the limit is 1.9 MiB")
     expect(page.locator("#result")).to_be_hidden()
 
 
@@ -150,6 +153,112 @@ def test_phone_width_is_usable(phone: Page) -> None:
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, "no horizontal scrolling on a phone"
     _shot(phone, "phone-result")
+
+
+# Everything a user sees on the upload page; each must stay inside its card.
+LAID_OUT = ["#drop-zone", "#image-input", "#submit-button", "#form-message", ".examples",
+            "button.example", ".lead", "#top-label", "#bars li", "#low-confidence",
+            "#known-labels", ".model-card dd"]
+
+
+def _outside_their_card(page: Page) -> list[str]:
+    """Elements whose box sticks out of their card, and the page's sideways scroll."""
+    found = page.evaluate("""(selectors) => {
+        const out = [];
+        for (const selector of selectors) {
+            for (const element of document.querySelectorAll(selector)) {
+                const box = element.getBoundingClientRect();
+                if (!box.width || element.closest("[hidden]")) continue;
+                const card = element.closest(".card").getBoundingClientRect();
+                if (box.left < card.left - 0.5 || box.right > card.right + 0.5) {
+                    out.push(`${selector}: ${box.left.toFixed(0)}-${box.right.toFixed(0)} ` +
+                             `outside ${card.left.toFixed(0)}-${card.right.toFixed(0)}`);
+                }
+            }
+        }
+        if (document.documentElement.scrollWidth > window.innerWidth) {
+            out.push(`page scrolls sideways: ${document.documentElement.scrollWidth}`);
+        }
+        return out;
+    }""", LAID_OUT)
+    return list(found)
+
+
+@pytest.mark.parametrize("width", [320, 390, 1280])
+def test_nothing_sticks_out_of_its_card(browser: Browser, base_url: str, width: int,
+                                        tmp_path: Path) -> None:
+    for page in _page(browser, base_url, width=width, height=800):
+        assert _outside_their_card(page) == [], "empty form"
+        if width in (320, 1280):
+            _shot(page, f"page-{width}-before")
+        long_name = tmp_path / ("a-very-long-file-name-" * 6 + ".txt")
+        long_name.write_text("not a picture")
+        page.set_input_files("#image-input", str(long_name))
+        expect(page.locator("#form-message")).to_contain_text("is not an image")
+        assert _outside_their_card(page) == [], "with an error message"
+        page.click("button.example[data-src$='sandal.png']")
+        expect(page.locator("#top-label")).to_have_text("Sandal")
+        assert _outside_their_card(page) == [], "with a result"
+        if width in (320, 1280):
+            _shot(page, f"page-{width}-after")
+
+
+def test_examples_have_captions_and_are_classified_right(page: Page) -> None:
+    captions = page.locator("button.example .example-caption")
+    expect(captions).to_have_count(10)
+    expect(captions.first).to_be_visible()
+    expect(captions.first).to_have_text("T-shirt/top")
+    page.locator("button.example").first.click()
+    expect(page.locator("#top-label")).to_have_text("T-shirt/top")
+    top = _bar_values(page)[0]
+    assert top >= 90, f"the first example is only {top} % sure"
+    expect(page.locator("#low-confidence")).to_be_hidden()
+
+
+def test_unsure_answers_are_flagged_with_what_the_model_knows(page: Page, base_url: str,
+                                                             tmp_path: Path) -> None:
+    """Random colour noise is no garment: the model's best guess is under the card's 0.6."""
+    noise = tmp_path / "noise.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(noise)
+    answer = requests.post(base_url + "/predictlabel", files={"image": noise.open("rb")},
+                           timeout=30).json()
+    assert max(p["probability"] for p in answer["predictions"]) < 0.6
+    page.set_input_files("#image-input", str(noise))
+    page.click("#submit-button")
+    expect(page.locator("#low-confidence")).to_be_visible()
+    expect(page.locator("#known-labels")).to_contain_text("T-shirt/top, Trouser, Pullover")
+    page.click("button.example[data-src$='bag.png']")
+    expect(page.locator("#top-label")).to_have_text("Bag")
+    expect(page.locator("#low-confidence")).to_be_hidden()
+
+
+def test_unsure_answers_are_flagged_without_javascript_too(no_js_page: Page,
+                                                          tmp_path: Path) -> None:
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3),
+                                                      dtype=np.uint8)).save(noise)
+    no_js_page.set_input_files("#image-input", str(noise))
+    with no_js_page.expect_navigation():
+        no_js_page.click("#submit-button")
+    expect(no_js_page.locator("#low-confidence")).to_be_visible()
+
+
+def test_an_error_hides_the_previous_result(page: Page, tmp_path: Path) -> None:
+    page.click("button.example[data-src$='coat.png']")
+    expect(page.locator("#top-label")).to_have_text("Coat")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    page.set_input_files("#image-input", str(text))
+    expect(page.locator("#form-message")).to_contain_text("is not an image")
+    expect(page.locator("#result")).to_be_hidden()
+
+
+def test_one_chooser_with_javascript_the_native_one_without(page: Page,
+                                                            no_js_page: Page) -> None:
+    """The drop zone is the file chooser; the native button shows only without JavaScript."""
+    assert page.locator("#image-input").bounding_box()["width"] <= 1
+    assert no_js_page.locator("#image-input").bounding_box()["width"] > 50
 
 
 def test_form_works_without_javascript(no_js_page: Page) -> None:

@@ -48,6 +48,11 @@ def test_unknown_override_is_an_error() -> None:
     ({"image_size": [28]}, "image_size"),
     ({"color_mode": "cmyk"}, "color_mode"),
     ({"resize": "magic"}, "resize"),
+    ({"examples": ["../secret.png"]}, "examples"),
+    ({"examples": [{"file": "a.png", "label": 3}]}, "examples"),
+    ({"examples": [{"label": "Coat"}]}, "examples"),
+    ({"low_confidence": 1.5}, "low_confidence"),
+    ({"low_confidence": True}, "low_confidence"),
 ])
 def test_model_card_rejects_bad_keys(card, key) -> None:
     with pytest.raises(ModelCardError, match=key):
@@ -99,3 +104,12 @@ def test_output_spec_binary_and_softmax() -> None:
     assert infer_output_spec((5,), CARD).labels == ("0", "1", "2", "3", "4")
     with pytest.raises(UnservableModel, match="not a classifier"):
         infer_output_spec((4, 4), CARD)
+
+
+def test_examples_carry_their_true_label_as_caption() -> None:
+    card = ModelCard.from_dict({"examples": ["dark_cat.png", {"file": "coat.png",
+                                                              "label": "Coat"}]},
+                               default_name="m")
+    assert [(e.file, e.label, e.caption) for e in card.examples] == [
+        ("dark_cat.png", None, "dark cat"), ("coat.png", "Coat", "Coat")]
+    assert card.low_confidence == 0.6

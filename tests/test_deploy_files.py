@@ -69,7 +69,7 @@ def nginx_t(prefix: Path, conf: Path) -> subprocess.CompletedProcess[str]:
 def loopback_env(cert: tuple[str, str], prefix: Path) -> dict[str, str]:
     return {"APP_UPSTREAM": "127.0.0.1:15000", "SERVER_NAME": "localhost",
             "TLS_CERT": cert[0], "TLS_KEY": cert[1], "HTTP_PORT": "18080",
-            "HTTPS_PORT": "18443", "PUBLIC_HTTPS_PORT": "18443", "CLIENT_MAX_BODY_SIZE": "15m",
+            "HTTPS_PORT": "18443", "PUBLIC_HTTPS_PORT": "18443", "MAX_BODY_MIB": "15",
             "RATE_LIMIT": "50r/s", "RATE_LIMIT_BURST": "100", "MAX_INFLIGHT": "128",
             "PROXY_READ_TIMEOUT": "60s",
             "STATIC_ROOT": str(ROOT / "static"), "ACME_ROOT": str(prefix)}

@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import encode, upload
+from servers import ROOT
+
+from app.config import DEFAULT_MODEL_PATH
 
 LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -43,3 +46,26 @@ def test_model_card_is_served(fashion_app) -> None:
     assert model["labels"] == LABELS
     assert model["accuracy"] >= 0.91
     assert model["input"]["model_input_shape"] == [None, 28, 28, 1]
+
+
+def test_every_example_on_the_page_is_right_with_90_percent(fashion_app) -> None:
+    """The page's example strip is the first thing people click: no wrong or unsure answer."""
+    from app.runtime.model_card import ModelCard
+
+    card = ModelCard.for_model(DEFAULT_MODEL_PATH)
+    assert len(card.examples) == len(LABELS)
+    client = fashion_app.test_client()
+    for example in card.examples:
+        assert example.label in LABELS, f"{example.file} needs its true label in the card"
+        data = (ROOT / "static" / "examples" / example.file).read_bytes()
+        body = upload(client, data, filename=example.file).get_json()
+        best = max(body["predictions"], key=lambda p: p["probability"])
+        assert (body["most_probable_label"], best["label"]) == (example.label, example.label)
+        assert best["probability"] >= 0.90, f"{example.file}: {best}"
+
+
+def test_the_page_shows_people_no_repository_paths(fashion_app) -> None:
+    page = fashion_app.test_client().get("/").get_data(as_text=True)
+    text = page[page.index("<main"):page.index("</main>")]
+    assert "A small convolutional network trained on Fashion-MNIST" in text
+    assert not any(word in text for word in ("scripts/", ".py", "models/"))

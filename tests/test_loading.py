@@ -48,13 +48,21 @@ def _fails(path: Path) -> str:
 
 
 def test_missing_file_fails_fast(tmp_path: Path) -> None:
-    assert "model file not found" in _fails(tmp_path / "nope.h5")
+    assert "no such file" in _fails(tmp_path / "nope.h5")
 
 
 def test_not_hdf5_fails_fast(tmp_path: Path) -> None:
     path = tmp_path / "fake.h5"
     path.write_bytes(b"this is not a model")
-    assert "not an HDF5 file" in _fails(path)
+    assert "neither an HDF5 (.h5) nor a .keras (zip) file" in _fails(path)
+
+
+@pytest.mark.parametrize("name", ["model.h5", "model.keras"])
+def test_a_git_lfs_pointer_says_to_pull(tmp_path: Path, name: str) -> None:
+    """The most common broken download on GitHub: the pointer file, not the model."""
+    path = tmp_path / name
+    path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n")
+    assert "a Git LFS pointer, not the model; run `git lfs pull`" in _fails(path)
 
 
 def test_weights_only_file_says_how_to_save(tmp_path: Path) -> None:

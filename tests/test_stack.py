@@ -109,7 +109,9 @@ def test_body_over_the_limit_gets_nginx_413_json(stack: Stack) -> None:
     response = requests.post(stack.https + "/predictlabel", files={"image": ("big.png", body)},
                              verify=stack.cert, timeout=60)
     assert response.status_code == 413
-    assert response.json()["error"]["code"] == "payload_too_large"
+    assert response.json()["error"] == {
+        "code": "payload_too_large",
+        "message": "Request body is too large: the limit is 15 MiB."}
 
 
 def _handshake(stack: Stack, version: ssl.TLSVersion) -> str:

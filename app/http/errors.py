@@ -13,6 +13,7 @@ import logging
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from app.config import mebibytes
 from app.protocols.errors import CLIENT_ERRORS, ApiError, as_api_error
 from app.runtime.errors import ServingError
 
@@ -42,7 +43,8 @@ def _from_http_exception(exc: HTTPException) -> ApiError:
     status = exc.code or 500
     code = _HTTP_CODES.get(status, "http_error")
     if status == 413:
-        message = f"Request body is too large: the limit is {request.max_content_length} bytes."
+        message = ("Request body is too large: the limit is "
+                   f"{mebibytes(request.max_content_length or 0)}.")
     elif status == 405:
         allowed = ", ".join(sorted(getattr(exc, "valid_methods", None) or []))
         message = f"Method {request.method} is not allowed here" + (

@@ -16,7 +16,7 @@ from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import metrics
-from app.config import PROJECT_ROOT, Settings
+from app.config import PROJECT_ROOT, Settings, mebibytes
 from app.http import pages
 from app.http.errors import register_error_handlers
 from app.http.requests import InMemoryRequest
@@ -34,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.request_class = InMemoryRequest
     app.config.update(MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the seed response's key order
+    app.jinja_env.filters["mebibytes"] = mebibytes
     init_model(app, settings)
     instrument_requests(app)
     register_blueprints(app, settings)

@@ -17,15 +17,17 @@ from app.protocols.context import inference
 from app.protocols.errors import CLIENT_ERRORS, as_api_error
 from app.protocols.openapi import openapi_document
 from app.runtime.imaging import sniff_mimetype
+from app.runtime.model_card import Example
 
 bp = Blueprint("pages", __name__)
 
 
-def _examples() -> list[str]:
+def _examples() -> list[Example]:
     """The model card's example images that exist in static/examples/."""
     card = inference().classifier.card
     folder = Path(current_app.static_folder or "") / "examples"
-    return [name for name in (card.examples if card else ()) if (folder / name).is_file()]
+    return [example for example in (card.examples if card else ())
+            if (folder / example.file).is_file()]
 
 
 def _page(**context: object) -> str:

@@ -22,7 +22,7 @@ def read_image_upload() -> bytes:
     if request.mimetype != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type",
                        "Send the image as multipart/form-data, e.g. "
-                       "curl -F image=@digit.png .../predictlabel "
+                       "curl -F image=@photo.png .../predictlabel "
                        f"(got {request.mimetype or 'no content type'}).")
     files = [f for name in IMAGE_FIELDS for f in request.files.getlist(name)]
     if not files:

@@ -75,7 +75,7 @@ def model_info() -> Response:
 def metrics() -> Response:
     """Prometheus metrics of every worker (nginx keeps this off the internet)."""
     body, content_type = exposition()
-    return Response(body, mimetype=content_type)
+    return Response(body, content_type=content_type)
 
 
 @bp.get("/openapi.json")

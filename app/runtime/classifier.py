@@ -102,6 +102,7 @@ class Classifier:
             "file": self.path.name,
             "description": self.card.description,
             "accuracy": self.card.accuracy,
+            "low_confidence": self.card.low_confidence,
             "labels": list(self.output_spec.labels),
             "output": "sigmoid (binary)" if self.output_spec.binary else "softmax",
             "input": self.image_spec.describe(),

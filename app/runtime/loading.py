@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.runtime.model_file import ModelFileError, check_model_file
+
 log = logging.getLogger(__name__)
 
 
@@ -51,8 +53,10 @@ def read_keras_version(path: Path) -> str:
 
 def load_keras_model(path: Path) -> LoadedModel:
     """Load `path` (.h5 or .keras) without compiling it (serving needs no optimizer)."""
-    if not path.is_file():
-        raise ModelLoadError(f"model file not found: {path} (set MODEL_PATH to a .h5 file)")
+    try:
+        check_model_file(path)
+    except ModelFileError as exc:
+        raise ModelLoadError(str(exc)) from None
     if path.suffix == ".keras":
         written_by, use_legacy = "", False
     else:

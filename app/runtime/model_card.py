@@ -25,6 +25,18 @@ class ModelCardError(ValueError):
 
 
 @dataclass(frozen=True)
+class Example:
+    """An example image for the upload page (in static/examples/) and its true label."""
+
+    file: str
+    label: str | None = None
+
+    @property
+    def caption(self) -> str:
+        return self.label or self.file.rsplit(".", 1)[0].replace("_", " ")
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """What the sidecar says; every field has a safe default."""
 
@@ -37,7 +49,8 @@ class ModelCard:
     color_mode: ColorMode | None = None
     description: str = ""
     accuracy: float | None = None
-    examples: tuple[str, ...] = ()
+    examples: tuple[Example, ...] = ()
+    low_confidence: float = 0.6
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -60,7 +73,7 @@ class ModelCard:
             return ModelCardError(f"{source}: {key!r} must be {expected}, got {data[key]!r}")
 
         known = {"name", "labels", "invert", "scale", "resize", "image_size", "color_mode",
-                 "description", "accuracy", "examples"}
+                 "description", "accuracy", "examples", "low_confidence"}
         labels = data.get("labels")
         if labels is not None and (not isinstance(labels, list) or not labels
                                    or not all(isinstance(x, str) for x in labels)):
@@ -87,10 +100,13 @@ class ModelCard:
         if accuracy is not None and not isinstance(accuracy, (int, float)):
             raise fail("accuracy", "a number")
         examples = data.get("examples", [])
-        if not isinstance(examples, list) or not all(
-                isinstance(x, str) and x and "/" not in x and not x.startswith(".")
-                for x in examples):
-            raise fail("examples", "a list of file names in static/examples/")
+        if not isinstance(examples, list) or not all(map(_is_example, examples)):
+            raise fail("examples", 'a list of file names in static/examples/ (or of '
+                       '{"file": name, "label": its true label})')
+        low_confidence = data.get("low_confidence", 0.6)
+        if isinstance(low_confidence, bool) or not isinstance(low_confidence, (int, float)) \
+                or not 0 <= low_confidence <= 1:
+            raise fail("low_confidence", "a probability from 0 to 1")
         return cls(
             name=str(data.get("name") or default_name),
             labels=labels,
@@ -101,6 +117,18 @@ class ModelCard:
             color_mode=color_mode,
             description=str(data.get("description", "")),
             accuracy=accuracy,
-            examples=tuple(examples),
+            examples=tuple(Example(x) if isinstance(x, str) else Example(x["file"], x.get("label"))
+                           for x in examples),
+            low_confidence=float(low_confidence),
             extra={k: v for k, v in data.items() if k not in known},
         )
+
+
+def _is_example(entry: Any) -> bool:
+    """A bare file name in static/examples/, or {"file": name, "label": text}."""
+    if isinstance(entry, dict):
+        if set(entry) - {"file", "label"} or not isinstance(entry.get("label", ""), str):
+            return False
+        entry = entry.get("file")
+    return isinstance(entry, str) and bool(entry) and "/" not in entry \
+        and not entry.startswith(".")

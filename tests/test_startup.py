@@ -1,0 +1,77 @@
+"""What a new user sees when the service starts: a clean log, or one line saying what is wrong."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from servers import ROOT, VENV_BIN, free_port, gunicorn
+
+from app.config import DEFAULT_MODEL_PATH
+
+
+def _start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """gunicorn as `make run` starts it; expected to give up at once."""
+    return subprocess.run(
+        [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "app:create_app()"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "BIND": f"127.0.0.1:{free_port()}", "WORKERS": "2", **env})
+
+
+def _bad_settings(tmp_path: Path) -> dict[str, tuple[dict[str, str], str]]:
+    text = tmp_path / "notes.h5"
+    text.write_text("not a model")
+    pointer = tmp_path / "lfs.h5"
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 9\n")
+    return {
+        "missing": ({"MODEL_PATH": str(tmp_path / "cats_vs_dogs.h5")}, "no such file"),
+        "directory": ({"MODEL_PATH": str(tmp_path)}, "not a file"),
+        "text": ({"MODEL_PATH": str(text)}, "neither an HDF5 (.h5) nor a .keras"),
+        "lfs-pointer": ({"MODEL_PATH": str(pointer)}, "git lfs pull"),
+        "bad-number": ({"MAX_BATCH_SIZE": "lots"}, "invalid value for MAX_BATCH_SIZE"),
+        "metrics-dir": ({"PROMETHEUS_MULTIPROC_DIR": "/proc/h5serve-metrics"},
+                        "PROMETHEUS_MULTIPROC_DIR=/proc/h5serve-metrics"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "text", "lfs-pointer", "bad-number",
+                                  "metrics-dir"])
+def test_a_wrong_setting_fails_in_one_line_before_any_worker(tmp_path: Path, case: str) -> None:
+    env, reason = _bad_settings(tmp_path)[case]
+    result = _start(tmp_path, **env)
+    output = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode != 0
+    assert len(output) == 1, output
+    assert output[0].startswith("h5serve: cannot start: ") and reason in output[0], output
+
+
+def test_a_missing_metrics_dir_is_created(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics" / "h5serve"
+    with gunicorn(DEFAULT_MODEL_PATH, tmp_path / "gunicorn.log",
+                  PROMETHEUS_MULTIPROC_DIR=str(metrics)):
+        assert metrics.is_dir()
+
+
+def test_the_master_checks_without_importing_tensorflow() -> None:
+    """TensorFlow does not survive a fork: the config file's checks must not load it."""
+    code = ("import runpy, sys; runpy.run_path('gunicorn.conf.py'); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_a_cpu_only_start_up_log_has_no_errors(tmp_path: Path) -> None:
+    """No CUDA probing and no E-level lines: a start-up log that looks like failure worries."""
+    log = tmp_path / "gunicorn.log"
+    with gunicorn(DEFAULT_MODEL_PATH, log, workers=2):
+        pass
+    lines = log.read_text().splitlines()
+    assert sum("Worker ready" in line for line in lines) == 2
+    alarming = [line for line in lines
+                if any(word in line for word in ("E0000", "[ERROR]", " ERROR ", "cuInit",
+                                                 "cuda", "CUDA", "Traceback"))]
+    assert alarming == []
