@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from app.runtime.loading import LoadedModel, ModelLoadError, load_keras_model
 from app.runtime.model_card import ModelCard, ModelCardError
+from app.runtime.preprocessing import Choice, infer_head, infer_scale
 from app.runtime.spec import (
     ImageSpec,
     OutputSpec,
@@ -37,6 +39,7 @@ class Classifier:
         self.card: ModelCard | None = None
         self.image_spec: ImageSpec | None = None
         self.output_spec: OutputSpec | None = None
+        self.choices: dict[str, Choice] = {}  # scaling and output kind, with their reasons
         self.load_seconds: float | None = None
         self._loaded: LoadedModel | None = None
         self._forward: Any = None
@@ -71,9 +74,14 @@ class Classifier:
             raise ModelLoadError(
                 f"{self.path}: the model has {len(model.inputs)} inputs and "
                 f"{len(model.outputs)} outputs; an image classifier has one of each")
+        scale = (Choice(self.card.scale, "the model card says so") if self.card.scale
+                 else infer_scale(model))
+        output_shape = _item_shape(model.outputs[0])
+        head = infer_head(model, output_shape[0] or 0 if len(output_shape) == 1 else 0)
         try:
-            self.image_spec = infer_image_spec(_item_shape(model.inputs[0]), self.card)
-            self.output_spec = infer_output_spec(_item_shape(model.outputs[0]), self.card)
+            self.image_spec = infer_image_spec(_item_shape(model.inputs[0]), self.card,
+                                               scale.value)
+            self.output_spec = infer_output_spec(output_shape, self.card, head.value)
         except UnservableModel as exc:
             raise ModelLoadError(f"{self.path}: {exc}") from None
         self._loaded = loaded
@@ -81,10 +89,25 @@ class Classifier:
         warm = forward(np.zeros((1, *self.image_spec.model_shape), np.float32))
         if warm.shape[0] != 1 or not np.isfinite(warm).all():
             raise ModelLoadError(f"{self.path}: warm-up inference gave no finite output")
+        head = self._check_softmax(warm, head)
+        self.choices = {"scale": scale, "output": head}
         self._forward = forward
         self.load_seconds = time.monotonic() - started
-        log.info("model %s ready in %.2f s: input %s, %d classes", self.name,
-                 self.load_seconds, self.image_spec.model_shape, len(self.output_spec.labels))
+        log.info("model %s ready in %.2f s: input %s, %d classes; scale %s (%s); output %s "
+                 "(%s); labels from %s", self.name, self.load_seconds,
+                 self.image_spec.model_shape, len(self.output_spec.labels), scale.value,
+                 scale.reason, head.value, head.reason, self.card.labels_from or "their indexes")
+
+    def _check_softmax(self, warm: np.ndarray, head: Choice) -> Choice:
+        """A "softmax" whose warm-up output does not sum to 1 is something else: say what."""
+        assert self.output_spec is not None
+        if self.output_spec.kind != "softmax" or abs(float(warm[0].sum()) - 1) < 1e-3:
+            return head
+        kind = "multilabel" if ((warm >= 0) & (warm <= 1)).all() else "logits"
+        self.output_spec = replace(self.output_spec, kind=kind)
+        meaning = "independent scores" if kind == "multilabel" else "logits, softmax applied"
+        return Choice(kind, f"the output sums to {float(warm[0].sum()):.3g}, not 1, at "
+                      f"warm-up: read as {meaning}")
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Model-input batch (float32) -> probabilities (N, classes) in label order."""
@@ -104,7 +127,11 @@ class Classifier:
             "accuracy": self.card.accuracy,
             "low_confidence": self.card.low_confidence,
             "labels": list(self.output_spec.labels),
-            "output": "sigmoid (binary)" if self.output_spec.binary else "softmax",
+            "output": _OUTPUT_NAMES[self.output_spec.kind],
+            "output_why": self.choices["output"].reason,
+            "preprocessing": {"scale": self.image_spec.scale,
+                              "why": self.choices["scale"].reason},
+            "labels_from": self.card.labels_from or "their indexes",
             "input": self.image_spec.describe(),
             "load_seconds": round(self.load_seconds or 0.0, 3),
             "versions": {
@@ -114,6 +141,11 @@ class Classifier:
                 "numpy": np.__version__,
             },
         }
+
+
+_OUTPUT_NAMES = {"softmax": "softmax", "binary": "sigmoid (binary)",
+                 "multilabel": "sigmoid (multi-label: independent scores)",
+                 "logits": "logits (softmax applied)"}
 
 
 def _item_shape(tensor: Any) -> tuple[int | None, ...]:

@@ -51,6 +51,19 @@ def read_keras_version(path: Path) -> str:
     return version.decode() if isinstance(version, bytes) else str(version)
 
 
+def read_keras_archive_version(path: Path) -> str:
+    """The `keras_version` a `.keras` archive records in its metadata.json ("" if none)."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        return ""
+    return str(metadata.get("keras_version", "")) if isinstance(metadata, dict) else ""
+
+
 def load_keras_model(path: Path) -> LoadedModel:
     """Load `path` (.h5 or .keras) without compiling it (serving needs no optimizer)."""
     try:
@@ -58,7 +71,7 @@ def load_keras_model(path: Path) -> LoadedModel:
     except ModelFileError as exc:
         raise ModelLoadError(str(exc)) from None
     if path.suffix == ".keras":
-        written_by, use_legacy = "", False
+        written_by, use_legacy = read_keras_archive_version(path), False
     else:
         written_by = read_keras_version(path)
         use_legacy = not written_by.startswith("3.")

@@ -8,15 +8,15 @@ models whose input shape leaves it open.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-Scale = Literal["unit", "symmetric", "raw"]
+Scale = Literal["unit", "symmetric", "raw", "caffe", "torch"]
 Invert = Literal[True, False, "auto"]
 ColorMode = Literal["grayscale", "rgb"]
 
-SCALES: tuple[str, ...] = ("unit", "symmetric", "raw")
+SCALES: tuple[str, ...] = ("unit", "symmetric", "raw", "caffe", "torch")
 RESIZE_METHODS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 
 
@@ -43,7 +43,7 @@ class ModelCard:
     name: str
     labels: list[str] | None = None
     invert: Invert = False
-    scale: Scale = "unit"
+    scale: Scale | None = None  # None: read from the model (app.runtime.preprocessing)
     resize: str = "bilinear"
     image_size: tuple[int, int] | None = None
     color_mode: ColorMode | None = None
@@ -51,11 +51,27 @@ class ModelCard:
     accuracy: float | None = None
     examples: tuple[Example, ...] = ()
     low_confidence: float = 0.6
+    labels_from: str = ""  # where the labels came from, for /model and the log
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def for_model(cls, model_path: Path) -> ModelCard:
-        """Read `<stem>.json` beside the model, or return defaults named after the file."""
+        """Read `<stem>.json` beside the model, or return defaults named after the file.
+
+        Without labels in a card, a `labels.txt` beside the model gives them (Teachable
+        Machine exports ship one: "0 Rock" lines).
+        """
+        card = cls._read(model_path)
+        if card.labels is None:
+            text = model_path.with_name("labels.txt")
+            if text.is_file():
+                labels = parse_labels_txt(text.read_text(encoding="utf-8", errors="replace"))
+                if labels:
+                    return replace(card, labels=labels, labels_from=str(text.name))
+        return card
+
+    @classmethod
+    def _read(cls, model_path: Path) -> ModelCard:
         path = model_path.with_suffix(".json")
         if not path.is_file():
             return cls(name=model_path.stem)
@@ -81,8 +97,8 @@ class ModelCard:
         invert = data.get("invert", False)
         if invert not in (True, False, "auto"):
             raise fail("invert", 'true, false or "auto"')
-        scale = data.get("scale", "unit")
-        if scale not in SCALES:
+        scale = data.get("scale")
+        if scale is not None and scale not in SCALES:
             raise fail("scale", " or ".join(SCALES))
         resize = data.get("resize", "bilinear")
         if resize not in RESIZE_METHODS:
@@ -110,6 +126,7 @@ class ModelCard:
         return cls(
             name=str(data.get("name") or default_name),
             labels=labels,
+            labels_from="model card" if labels else "",
             invert=invert,
             scale=scale,
             resize=resize,
@@ -132,3 +149,11 @@ def _is_example(entry: Any) -> bool:
         entry = entry.get("file")
     return isinstance(entry, str) and bool(entry) and "/" not in entry \
         and not entry.startswith(".")
+
+
+def parse_labels_txt(text: str) -> list[str]:
+    """One label per line; Teachable Machine's "0 Rock" lines lose their leading index."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    numbered = all(line.split(" ", 1)[0] == str(i) and " " in line
+                   for i, line in enumerate(lines))
+    return [line.split(" ", 1)[1].strip() for line in lines] if numbered else lines

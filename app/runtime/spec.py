@@ -19,6 +19,11 @@ from app.runtime.model_card import ModelCard
 
 Layout = Literal["hwc", "chw", "hw", "flat"]
 Shape = tuple[int | None, ...]
+OutputKind = Literal["softmax", "binary", "multilabel", "logits"]
+
+_IMAGENET_BGR_MEANS = np.array([103.939, 116.779, 123.68], np.float32)
+_IMAGENET_MEANS = np.array([0.485, 0.456, 0.406], np.float32)
+_IMAGENET_STDS = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 class UnservableModel(ValueError):
@@ -59,6 +64,11 @@ class ImageSpec:
             x = x * np.float32(1 / 255)
         elif self.scale == "symmetric":
             x = x * np.float32(2 / 255) - np.float32(1)
+        elif self.scale == "caffe":  # keras.applications "caffe": BGR, ImageNet means off
+            x = x[..., ::-1] - _IMAGENET_BGR_MEANS[-x.shape[-1]:]
+        elif self.scale == "torch":  # keras.applications "torch": ImageNet mean and std
+            x = (x * np.float32(1 / 255) - _IMAGENET_MEANS[:x.shape[-1]]) \
+                / _IMAGENET_STDS[:x.shape[-1]]
         if self.layout == "chw":
             x = x.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(x.reshape((len(x), *self.model_shape)))
@@ -81,22 +91,33 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """Class names and whether the model has one sigmoid unit (binary) or a softmax."""
+    """Class names and what the output is: a softmax, one sigmoid unit (binary), several
+    independent sigmoid scores (multi-label) or logits (softmax applied here)."""
 
     labels: tuple[str, ...]
-    binary: bool
+    kind: OutputKind = "softmax"
+
+    @property
+    def binary(self) -> bool:
+        return self.kind == "binary"
 
     def probabilities(self, raw: np.ndarray) -> np.ndarray:
         """Model output (N, K) or (N, 1) -> probabilities (N, len(labels)) in label order."""
         raw = raw.astype(np.float32, copy=False)
-        if self.binary:
+        if self.kind == "binary":
             p = raw[:, :1]
             return np.concatenate([1 - p, p], axis=1)
+        if self.kind == "logits":
+            shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
+            return shifted / shifted.sum(axis=1, keepdims=True)
         return raw
 
 
-def infer_image_spec(shape: Shape, card: ModelCard) -> ImageSpec:
-    """Describe the image a model with per-item input `shape` needs (batch axis removed)."""
+def infer_image_spec(shape: Shape, card: ModelCard, scale: str = "unit") -> ImageSpec:
+    """Describe the image a model with per-item input `shape` needs (batch axis removed).
+
+    `scale` is what the model itself asks for (app.runtime.preprocessing); a card's wins.
+    """
     layout, height, width, channels = _layout_of(shape, card)
     if height is None or width is None:
         if card.image_size is None:
@@ -114,7 +135,7 @@ def infer_image_spec(shape: Shape, card: ModelCard) -> ImageSpec:
             f"model card color_mode {card.color_mode!r} contradicts the model's "
             f"input shape {_fmt(shape)}")
     return ImageSpec(height=height, width=width, channels=channels, layout=layout,
-                     scale=card.scale, invert=card.invert, resize=card.resize)
+                     scale=card.scale or scale, invert=card.invert, resize=card.resize)
 
 
 def _layout_of(shape: Shape, card: ModelCard) -> tuple[Layout, int | None, int | None, int]:
@@ -153,7 +174,7 @@ def _flat_geometry(size: int, card: ModelCard) -> tuple[int, int, int]:
         'give "image_size": [height, width] in the model card')
 
 
-def infer_output_spec(shape: Shape, card: ModelCard) -> OutputSpec:
+def infer_output_spec(shape: Shape, card: ModelCard, kind: str = "softmax") -> OutputSpec:
     """Describe a classifier's output of per-item `shape` (batch axis removed)."""
     if len(shape) != 1 or not shape[0]:
         raise UnservableModel(
@@ -163,9 +184,10 @@ def infer_output_spec(shape: Shape, card: ModelCard) -> OutputSpec:
     labels = tuple(card.labels) if card.labels else tuple(str(i) for i in range(count))
     if len(labels) != count:
         raise UnservableModel(
-            f"model card lists {len(labels)} labels but the model has {count} classes"
+            f"{card.labels_from or 'model card'} lists {len(labels)} labels but the model "
+            f"has {count} classes"
             + (" (a single sigmoid unit: give two labels, negative first)" if binary else ""))
-    return OutputSpec(labels=labels, binary=binary)
+    return OutputSpec(labels=labels, kind="binary" if binary else kind)  # type: ignore[arg-type]
 
 
 def _fmt(shape: Sequence[int | None]) -> str:
