@@ -48,6 +48,7 @@ class Settings:
     CORS_ORIGINS: str = "*"
     TRUST_PROXY: bool = False
     LOG_LEVEL: str = "INFO"
+    SELF_CHECK: str = "refuse"
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None,
@@ -81,6 +82,8 @@ class Settings:
                 raise ValueError(f"{name} must be at least 1")
         if self.MAX_BATCH_DELAY_MS < 0:
             raise ValueError("MAX_BATCH_DELAY_MS must not be negative")
+        if self.SELF_CHECK not in ("refuse", "warn", "off"):
+            raise ValueError(f"SELF_CHECK must be refuse, warn or off, got {self.SELF_CHECK!r}")
 
     @property
     def cors_origins(self) -> list[str]:

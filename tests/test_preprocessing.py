@@ -7,6 +7,7 @@ on 300 test images shows whether the service read the model right.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +204,70 @@ def test_a_keras_archive_shows_the_keras_that_wrote_it(make_app, normalization_m
 def test_the_page_says_multi_label_scores_are_independent(make_app, multilabel_model) -> None:
     page = make_app(multilabel_model).test_client().get("/").get_data(as_text=True)
     assert "scores are independent (multi-label)" in page
+
+
+@pytest.fixture(scope="session")
+def raw_model_with_examples(tmp_path_factory: pytest.TempPathFactory, fashion_train,
+                            fashion_test_set) -> Path:
+    """Trained on raw 0-255 pixels, which nothing in the file says; the card lists eight
+    labelled examples (test images it gets right on raw pixels), in examples/ beside it."""
+    import keras
+    from keras import layers
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("raw-model")
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(),
+                              layers.Dense(64, activation="relu"),
+                              layers.Dense(10, activation="softmax")])
+    path = _train(model, *fashion_train, "sparse_categorical_crossentropy", folder / "raw.h5")
+    images, labels = fashion_test_set
+    answers = model.predict(images.astype("float32"), verbose=0).argmax(axis=1)
+    (folder / "examples").mkdir()
+    examples = []
+    for i in [i for i in range(len(images)) if answers[i] == labels[i]][:8]:
+        Image.fromarray(images[i]).save(folder / "examples" / f"test{i}.png")
+        examples.append({"file": f"test{i}.png", "label": LABELS[labels[i]]})
+    path.with_suffix(".json").write_text(json.dumps({"labels": LABELS, "examples": examples}))
+    return path
+
+
+def test_the_self_check_refuses_a_model_its_examples_prove_wrong(
+        make_app, raw_model_with_examples) -> None:
+    from app.runtime.loading import ModelLoadError
+
+    with pytest.raises(ModelLoadError) as info:
+        make_app(raw_model_with_examples)
+    message = str(info.value)
+    assert "self-check failed on" in message and "expected" in message
+    assert 'all 8 examples are right with scale raw: add "scale": "raw"' in message
+
+
+def test_the_self_check_can_warn_or_be_off(make_app, raw_model_with_examples,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    make_app(raw_model_with_examples, SELF_CHECK="warn")
+    assert 'add "scale": "raw" to the model card' in caplog.text
+    assert "SELF_CHECK=warn: serving it anyway" in caplog.text
+    caplog.clear()
+    make_app(raw_model_with_examples, SELF_CHECK="off")
+    assert "self-check" not in caplog.text
+
+
+def test_with_the_scale_the_check_named_it_is_served_and_right(
+        make_app, raw_model_with_examples, fashion_test_set) -> None:
+    card_path = raw_model_with_examples.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card_path.write_text(json.dumps({**card, "scale": "raw"}))
+    try:
+        app = make_app(raw_model_with_examples)
+    finally:
+        card_path.write_text(json.dumps(card))
+    assert _served_accuracy(app, *fashion_test_set) >= 0.70
+
+
+def test_the_bundled_model_passes_its_own_self_check(make_app,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """Its card's ten examples carry labels, so every start runs them (and they pass)."""
+    from app.config import DEFAULT_MODEL_PATH
+
+    make_app(DEFAULT_MODEL_PATH)
+    assert "self-check: all 10 examples of the card right" in caplog.text

@@ -57,7 +57,8 @@ def configure_logging(settings: Settings) -> None:
 
 def init_model(app: Flask, settings: Settings) -> None:
     """Load and warm up the model once per process; fails fast with a clear message."""
-    classifier = Classifier(settings.MODEL_PATH)
+    classifier = Classifier(settings.MODEL_PATH, self_check=settings.SELF_CHECK,
+                            examples_dir=PROJECT_ROOT / "static" / "examples")
     classifier.load()
     context.install(app, InferenceService(classifier, settings, observer=metrics.observe_batch))
     metrics.record_model(classifier.describe(), classifier.load_seconds or 0.0)

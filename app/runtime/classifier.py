@@ -19,7 +19,8 @@ import numpy as np
 
 from app.runtime.loading import LoadedModel, ModelLoadError, load_keras_model
 from app.runtime.model_card import ModelCard, ModelCardError
-from app.runtime.preprocessing import Choice, infer_head, infer_scale
+from app.runtime.preprocessing import Choice, check_softmax, infer_head, infer_scale
+from app.runtime.self_check import check_examples, labelled_examples
 from app.runtime.spec import (
     ImageSpec,
     OutputSpec,
@@ -34,8 +35,12 @@ log = logging.getLogger(__name__)
 class Classifier:
     """A served model with a life cycle: `load()`, then `predict(batch)`; `ready` between."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, self_check: str = "refuse",
+                 examples_dir: Path | None = None) -> None:
         self.path = Path(path)
+        self.self_check = self_check  # refuse | warn | off, for card examples with labels
+        self._example_folders = [self.path.parent / "examples",
+                                 *([examples_dir] if examples_dir else [])]
         self.card: ModelCard | None = None
         self.image_spec: ImageSpec | None = None
         self.output_spec: OutputSpec | None = None
@@ -89,8 +94,10 @@ class Classifier:
         warm = forward(np.zeros((1, *self.image_spec.model_shape), np.float32))
         if warm.shape[0] != 1 or not np.isfinite(warm).all():
             raise ModelLoadError(f"{self.path}: warm-up inference gave no finite output")
-        head = self._check_softmax(warm, head)
+        head = check_softmax(warm[0], head)
+        self.output_spec = replace(self.output_spec, kind=head.value)  # type: ignore[arg-type]
         self.choices = {"scale": scale, "output": head}
+        self._check_examples(forward)
         self._forward = forward
         self.load_seconds = time.monotonic() - started
         log.info("model %s ready in %.2f s: input %s, %d classes; scale %s (%s); output %s "
@@ -98,16 +105,24 @@ class Classifier:
                  self.image_spec.model_shape, len(self.output_spec.labels), scale.value,
                  scale.reason, head.value, head.reason, self.card.labels_from or "their indexes")
 
-    def _check_softmax(self, warm: np.ndarray, head: Choice) -> Choice:
-        """A "softmax" whose warm-up output does not sum to 1 is something else: say what."""
-        assert self.output_spec is not None
-        if self.output_spec.kind != "softmax" or abs(float(warm[0].sum()) - 1) < 1e-3:
-            return head
-        kind = "multilabel" if ((warm >= 0) & (warm <= 1)).all() else "logits"
-        self.output_spec = replace(self.output_spec, kind=kind)
-        meaning = "independent scores" if kind == "multilabel" else "logits, softmax applied"
-        return Choice(kind, f"the output sums to {float(warm[0].sum()):.3g}, not 1, at "
-                      f"warm-up: read as {meaning}")
+    def _check_examples(self, forward: Any) -> None:
+        """The card's labelled examples must come out right (app.runtime.self_check)."""
+        assert self.card and self.image_spec and self.output_spec
+        examples = labelled_examples(self.card, self._example_folders)
+        if self.self_check == "off" or not examples:
+            return
+        try:
+            result = check_examples(forward, self.image_spec, self.output_spec, examples)
+        except ValueError as exc:
+            raise ModelLoadError(f"{self.path}: self-check: {exc}") from None
+        if not result.wrong:
+            log.info("self-check: all %d examples of the card right", result.checked)
+        elif self.self_check == "warn":
+            log.warning("%s: %s (SELF_CHECK=warn: serving it anyway)", self.path,
+                        result.message())
+        else:
+            raise ModelLoadError(f"{self.path}: {result.message()}; not served "
+                                 "(SELF_CHECK=warn serves it anyway)")
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Model-input batch (float32) -> probabilities (N, classes) in label order."""

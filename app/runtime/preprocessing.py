@@ -119,6 +119,18 @@ def infer_head(model: Any, classes: int) -> Choice:
                   if activation == "softmax" else "assumed softmax (checked at warm-up)")
 
 
+def check_softmax(output: Any, head: Choice) -> Choice:
+    """A "softmax" whose warm-up output does not sum to 1 is something else: say what."""
+    total = float(output.sum())
+    if head.value != "softmax" or abs(total - 1) < 1e-3:
+        return head
+    if ((output >= 0) & (output <= 1)).all():
+        return Choice("multilabel", f"the output sums to {total:.3g}, not 1, at warm-up: "
+                      "read as independent scores")
+    return Choice("logits", f"the output sums to {total:.3g}, not 1, at warm-up: read as "
+                  "logits, softmax applied")
+
+
 def _last_activation(model: Any) -> str | None:
     """The name of the activation that produces the model's output, where it can be read."""
     layer = model

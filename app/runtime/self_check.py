@@ -1,0 +1,87 @@
+"""Does the model answer its own card's examples right? Checked at load, before serving.
+
+A model trained on raw 0-255 pixels says so nowhere in its file; fed 0-1 pixels it answers
+near-uniformly or confidently wrong, and nobody notices. A card's examples can carry their
+true label: each is run at warm-up, and when any is wrong the other scalings are tried, so
+the message can say which one makes every example right. The model repository can call
+`check_examples` on a new version before it switches traffic to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from app.runtime.errors import InvalidInput
+from app.runtime.imaging import decode_image, maybe_invert
+from app.runtime.model_card import ModelCard
+from app.runtime.spec import ImageSpec, OutputSpec
+
+SCALES_TO_TRY = ("unit", "symmetric", "raw", "caffe", "torch")
+_MAX_PIXELS = 50_000_000
+
+
+@dataclass(frozen=True)
+class LabelledExample:
+    file: str
+    data: bytes
+    label: str
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """What the examples said: which were wrong, and the scalings that get all right."""
+
+    checked: int
+    wrong: tuple[str, ...]
+    fits: tuple[str, ...]
+
+    def message(self) -> str:
+        """One line for the log: what failed and what to put in the card."""
+        hint = (f'all {self.checked} examples are right with scale {self.fits[0]}: add '
+                f'"scale": "{self.fits[0]}" to the model card') if self.fits else \
+            "no scaling gets them all right: check the examples' labels and the model"
+        return f"self-check failed on {len(self.wrong)} of {self.checked} examples " \
+               f"({'; '.join(self.wrong)}); {hint}"
+
+
+def labelled_examples(card: ModelCard, folders: list[Path]) -> list[LabelledExample]:
+    """The card's examples that name their label, read from the first folder holding each."""
+    found = []
+    for example in card.examples:
+        path = next((f / example.file for f in folders if (f / example.file).is_file()), None)
+        if example.label is not None and path is not None:
+            found.append(LabelledExample(example.file, path.read_bytes(), example.label))
+    return found
+
+
+def check_examples(forward: Callable[[np.ndarray], np.ndarray], spec: ImageSpec,
+                   output: OutputSpec, examples: list[LabelledExample]) -> SelfCheck:
+    """Run the examples as uploads; on a miss, try every other scaling as well."""
+    pixels = np.stack([_pixels(example, spec) for example in examples])
+    wrong = _misses(forward, spec, output, examples, pixels)
+    if not wrong:
+        return SelfCheck(len(examples), (), (spec.scale,))
+    scales = [s for s in SCALES_TO_TRY if s != spec.scale and (s in ("unit", "symmetric", "raw")
+                                                               or spec.channels == 3)]
+    fits = tuple(s for s in scales
+                 if not _misses(forward, replace(spec, scale=s), output, examples, pixels))
+    return SelfCheck(len(examples), tuple(wrong), fits)
+
+
+def _pixels(example: LabelledExample, spec: ImageSpec) -> np.ndarray:
+    try:
+        return maybe_invert(decode_image(example.data, spec, _MAX_PIXELS), spec.invert)
+    except InvalidInput as exc:
+        raise ValueError(f"example {example.file}: {exc.message}") from None
+
+
+def _misses(forward: Callable[[np.ndarray], np.ndarray], spec: ImageSpec, output: OutputSpec,
+            examples: list[LabelledExample], pixels: np.ndarray) -> list[str]:
+    probabilities = output.probabilities(forward(spec.to_model_input(pixels)))
+    answers = [output.labels[i] for i in probabilities.argmax(axis=1)]
+    return [f"{e.file}: {answer}, expected {e.label}"
+            for e, answer in zip(examples, answers, strict=True) if answer != e.label]
