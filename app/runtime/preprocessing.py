@@ -54,9 +54,9 @@ def infer_scale(model: Any) -> Choice:
             value = "raw" if mean > 2 else "unit"
             return Choice(value, f"the model's first layer is Normalization adapted on "
                           f"{'0-255' if value == 'raw' else '0-1'} data (mean {mean:.3g})")
-        name = str(getattr(layer, "name", "")).lower()
+        name = str(getattr(layer, "name", "")).lower() if hasattr(layer, "layers") else ""
         for pattern, scale in BACKBONE_SCALES:
-            if re.match(pattern, name):
+            if name and re.match(pattern, name):
                 return Choice(scale, f"the model is built on keras.applications {layer.name}, "
                               f"whose preprocess_input mode is {_MODE_NAMES[scale]}")
     return Choice("unit", "nothing in the model says otherwise: 0-255 pixels divided by "
@@ -106,10 +106,8 @@ def infer_head(model: Any, classes: int) -> Choice:
     """What the output means: "softmax", "binary", "multilabel" or "logits"."""
     activation = _last_activation(model)
     if classes == 1:
-        if activation not in ("sigmoid", None):
-            return Choice("binary", f"one output unit ({activation}): read as a sigmoid "
-                          "probability of the second label")
-        return Choice("binary", "one sigmoid unit: probabilities 1 - p and p")
+        return Choice("binary", f"one output unit ({activation or 'sigmoid'}): p is the "
+                      "second label's probability, 1 - p the first's")
     if activation == "sigmoid":
         return Choice("multilabel", f"{classes} sigmoid units: independent scores, "
                       "one per label (multi-label); they need not sum to 1")
