@@ -15,13 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from app.config import Settings
 from app.runtime.errors import InvalidInput
 from app.runtime.imaging import decode_image, maybe_invert
-from app.runtime.model_card import ModelCard
+from app.runtime.model_card import SCALES, ModelCard
 from app.runtime.spec import ImageSpec, OutputSpec
-
-SCALES_TO_TRY = ("unit", "symmetric", "raw", "caffe", "torch")
-_MAX_PIXELS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ def check_examples(forward: Callable[[np.ndarray], np.ndarray], spec: ImageSpec,
     wrong = _misses(forward, spec, output, examples, pixels)
     if not wrong:
         return SelfCheck(len(examples), (), (spec.scale,))
-    scales = [s for s in SCALES_TO_TRY if s != spec.scale and (s in ("unit", "symmetric", "raw")
+    scales = [s for s in SCALES if s != spec.scale and (s in ("unit", "symmetric", "raw")
                                                                or spec.channels == 3)]
     fits = tuple(s for s in scales
                  if not _misses(forward, replace(spec, scale=s), output, examples, pixels))
@@ -74,7 +72,8 @@ def check_examples(forward: Callable[[np.ndarray], np.ndarray], spec: ImageSpec,
 
 def _pixels(example: LabelledExample, spec: ImageSpec) -> np.ndarray:
     try:
-        return maybe_invert(decode_image(example.data, spec, _MAX_PIXELS), spec.invert)
+        return maybe_invert(decode_image(example.data, spec, Settings.MAX_IMAGE_PIXELS),
+                            spec.invert)
     except InvalidInput as exc:
         raise ValueError(f"example {example.file}: {exc.message}") from None
 
