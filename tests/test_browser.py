@@ -215,12 +215,18 @@ def test_examples_have_captions_and_are_classified_right(page: Page) -> None:
     expect(page.locator("#low-confidence")).to_be_hidden()
 
 
+def _noise_png(folder: Path) -> Path:
+    """Seeded random colour noise: an image the bundled model cannot be sure about."""
+    path = folder / "noise.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    return path
+
+
 def test_unsure_answers_are_flagged_with_what_the_model_knows(page: Page, base_url: str,
                                                              tmp_path: Path) -> None:
     """Random colour noise is no garment: the model's best guess is under the card's 0.6."""
-    noise = tmp_path / "noise.png"
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(noise)
+    noise = _noise_png(tmp_path)
     answer = requests.post(base_url + "/predictlabel", files={"image": noise.open("rb")},
                            timeout=30).json()
     assert max(p["probability"] for p in answer["predictions"]) < 0.6
@@ -235,9 +241,7 @@ def test_unsure_answers_are_flagged_with_what_the_model_knows(page: Page, base_u
 
 def test_unsure_answers_are_flagged_without_javascript_too(no_js_page: Page,
                                                           tmp_path: Path) -> None:
-    noise = tmp_path / "noise.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3),
-                                                      dtype=np.uint8)).save(noise)
+    noise = _noise_png(tmp_path)
     no_js_page.set_input_files("#image-input", str(noise))
     with no_js_page.expect_navigation():
         no_js_page.click("#submit-button")

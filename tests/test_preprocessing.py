@@ -8,6 +8,8 @@ on 300 test images shows whether the service read the model right.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +104,21 @@ def logits_model(models_dir: Path, fashion_train) -> Path:
     return path
 
 
+@contextmanager
+def card_with(model_path: Path, **keys: object) -> Iterator[None]:
+    """The model's card with `keys` set, for the duration of the block; then as it was."""
+    card = model_path.with_suffix(".json")
+    before = card.read_text() if card.exists() else None
+    card.write_text(json.dumps({**json.loads(before or "{}"), **keys}))
+    try:
+        yield
+    finally:
+        if before is None:
+            card.unlink()
+        else:
+            card.write_text(before)
+
+
 def _served_accuracy(app: Flask, images: np.ndarray, labels: np.ndarray) -> float:
     rows = app.test_client().post("/predict", json={"input": images.reshape(len(images), -1)
                                                     .tolist()})
@@ -122,11 +139,8 @@ def test_a_model_that_prepares_its_own_input_gets_raw_pixels(
     assert model["preprocessing"]["scale"] == scale
     assert why in model["preprocessing"]["why"]
     right = _served_accuracy(app, *fashion_test_set)
-    path.with_suffix(".json").write_text('{"scale": "unit"}')
-    try:
+    with card_with(path, scale="unit"):
         wrong = _served_accuracy(make_app(path), *fashion_test_set)
-    finally:
-        path.with_suffix(".json").unlink()
     assert right >= 0.70 and wrong < right - 0.3, (right, wrong)
 
 
@@ -186,11 +200,8 @@ def test_labels_txt_lines(text: str, labels: list[str]) -> None:
 
 
 def test_a_card_still_wins(make_app, rescaling_model) -> None:
-    rescaling_model.with_suffix(".json").write_text('{"scale": "unit"}')
-    try:
+    with card_with(rescaling_model, scale="unit"):
         model = make_app(rescaling_model).test_client().get("/model").get_json()
-    finally:
-        rescaling_model.with_suffix(".json").unlink()
     assert model["preprocessing"] == {"scale": "unit", "why": "the model card says so"}
 
 
@@ -254,13 +265,8 @@ def test_the_self_check_can_warn_or_be_off(make_app, raw_model_with_examples,
 
 def test_with_the_scale_the_check_named_it_is_served_and_right(
         make_app, raw_model_with_examples, fashion_test_set) -> None:
-    card_path = raw_model_with_examples.with_suffix(".json")
-    card = json.loads(card_path.read_text())
-    card_path.write_text(json.dumps({**card, "scale": "raw"}))
-    try:
+    with card_with(raw_model_with_examples, scale="raw"):
         app = make_app(raw_model_with_examples)
-    finally:
-        card_path.write_text(json.dumps(card))
     assert _served_accuracy(app, *fashion_test_set) >= 0.70
 
 
