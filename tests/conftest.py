@@ -24,6 +24,7 @@ from app.config import DEFAULT_MODEL_PATH
 from app.runtime.idx import DATASET_DIR, load_idx
 
 MakeApp = Callable[..., Flask]
+pytest_plugins = ("trained_models",)  # Fashion-MNIST models trained once per session
 
 
 @pytest.fixture(scope="session")

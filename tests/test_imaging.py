@@ -80,6 +80,28 @@ def test_large_jpeg_is_decoded_in_draft_mode_quickly() -> None:
     assert elapsed < 5  # generous: only guards against a full-size decode loop gone wrong
 
 
+def test_the_fast_decode_keeps_the_bundled_models_clear_answers() -> None:
+    """Draft decode vs full decode on big photo JPEGs (bench/resize_fidelity.py measures
+    more): pixels within about one grey level, and every answer that leads by 5 % or more
+    unchanged. Near ties may flip: any resampling difference flips those."""
+    from app.config import DEFAULT_MODEL_PATH
+    from app.runtime.classifier import Classifier
+    from app.runtime.imaging import DRAFT_MARGIN
+    from bench.resize_fidelity import compare, large_jpegs
+
+    fashion = Classifier(DEFAULT_MODEL_PATH, self_check="off")
+    fashion.load()
+    assert fashion.image_spec is not None
+    images = list(large_jpegs(crops_per_photo=3, side=2000))
+    served = f"{DRAFT_MARGIN}x target"
+    for spec, model in ((fashion.image_spec, fashion), (ImageSpec(96, 96, 3, "hwc"), None)):
+        rows = {row["margin"]: row for row in compare(spec, images, model)}
+        assert rows[served]["mean_abs_pixel_diff"] < 1.5, rows
+        assert rows[served]["decode_ms"] < rows["full decode"]["decode_ms"], rows
+        if model is not None:
+            assert rows[served]["clear"] >= 8 and rows[served]["agree_clear"] == 1.0, rows
+
+
 def test_pixel_limit_is_checked_from_the_header() -> None:
     bomb = encode(Image.new("1", (6000, 6000)))  # 36 MP in a few kB
     assert len(bomb) < 20_000

@@ -7,116 +7,14 @@ on 300 test images shows whether the service read the model right.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 from flask import Flask
+from trained_models import as_rgb32, card_with
 
-from app.runtime.idx import DATASET_DIR, load_idx
 from app.runtime.model_card import parse_labels_txt
-
-LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-
-
-@pytest.fixture(scope="session")
-def fashion_train() -> tuple[np.ndarray, np.ndarray]:
-    """4,000 training images (uint8, 28x28x1) and their labels."""
-    images = load_idx(DATASET_DIR / "train-images-idx3-ubyte.gz")[:4000, ..., None]
-    return images, load_idx(DATASET_DIR / "train-labels-idx1-ubyte.gz")[:4000]
-
-
-def _train(model, images: np.ndarray, labels: np.ndarray, loss: str, path: Path,
-           targets: np.ndarray | None = None) -> Path:
-    import keras
-
-    keras.utils.set_random_seed(7)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=loss)
-    model.fit(images.astype("float32"), labels if targets is None else targets,
-              epochs=4, batch_size=64, verbose=0)
-    model.save(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def rescaling_model(models_dir: Path, fashion_train) -> Path:
-    """The image_dataset_from_directory tutorial's shape: augmentation, then Rescaling
-    inside a nested model; trained on raw 0-255 pixels."""
-    import keras
-    from keras import layers
-
-    body = keras.Sequential([layers.Rescaling(1 / 255), layers.Flatten(),
-                             layers.Dense(64, activation="relu")], name="features")
-    model = keras.Sequential([keras.Input((28, 28, 1)), layers.RandomFlip("horizontal"),
-                              body, layers.Dense(10, activation="softmax")])
-    return _train(model, *fashion_train, "sparse_categorical_crossentropy",
-                  models_dir / "rescaling.h5")
-
-
-@pytest.fixture(scope="session")
-def normalization_model(models_dir: Path, fashion_train) -> Path:
-    """A Normalization layer adapted on raw 0-255 data."""
-    import keras
-    from keras import layers
-
-    norm = layers.Normalization(axis=None)
-    norm.adapt(fashion_train[0].astype("float32"))
-    model = keras.Sequential([keras.Input((28, 28, 1)), norm, layers.Flatten(),
-                              layers.Dense(64, activation="relu"),
-                              layers.Dense(10, activation="softmax")])
-    return _train(model, *fashion_train, "sparse_categorical_crossentropy",
-                  models_dir / "normalized.keras")
-
-
-@pytest.fixture(scope="session")
-def multilabel_model(models_dir: Path, fashion_train) -> Path:
-    """Ten independent sigmoid units, trained on 0-1 pixels with binary cross-entropy."""
-    import keras
-    from keras import layers
-
-    images, labels = fashion_train
-    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(),
-                              layers.Dense(64, activation="relu"),
-                              layers.Dense(10, activation="sigmoid")])
-    return _train(model, images / 255, labels, "binary_crossentropy",
-                  models_dir / "multilabel.h5", targets=np.eye(10)[labels])
-
-
-@pytest.fixture(scope="session")
-def logits_model(models_dir: Path, fashion_train) -> Path:
-    """A linear head (logits), trained on 0-1 pixels with from_logits=True."""
-    import keras
-    from keras import layers
-
-    images, labels = fashion_train
-    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(),
-                              layers.Dense(64, activation="relu"), layers.Dense(10)])
-    keras.utils.set_random_seed(7)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit((images / 255).astype("float32"), labels, epochs=4, batch_size=64, verbose=0)
-    path = models_dir / "logits.h5"
-    model.save(path)
-    return path
-
-
-@contextmanager
-def card_with(model_path: Path, **keys: object) -> Iterator[None]:
-    """The model's card with `keys` set, for the duration of the block; then as it was."""
-    card = model_path.with_suffix(".json")
-    before = card.read_text() if card.exists() else None
-    card.write_text(json.dumps({**json.loads(before or "{}"), **keys}))
-    try:
-        yield
-    finally:
-        if before is None:
-            card.unlink()
-        else:
-            card.write_text(before)
 
 
 def _served_accuracy(app: Flask, images: np.ndarray, labels: np.ndarray) -> float:
@@ -142,6 +40,19 @@ def test_a_model_that_prepares_its_own_input_gets_raw_pixels(
     with card_with(path, scale="unit"):
         wrong = _served_accuracy(make_app(path), *fashion_test_set)
     assert right >= 0.70 and wrong < right - 0.3, (right, wrong)
+
+
+def test_a_mobilenet_backbone_gets_its_own_preprocess_input_scaling(
+        make_app, mobilenet_model, fashion_test_set) -> None:
+    images, labels = fashion_test_set
+    rgb = (as_rgb32(images), labels)
+    app = make_app(mobilenet_model)
+    why = app.test_client().get("/model").get_json()["preprocessing"]
+    assert why["scale"] == "symmetric" and "mobilenetv2_0.35_32" in why["why"], why
+    right = _served_accuracy(app, *rgb)
+    with card_with(mobilenet_model, scale="unit"):
+        wrong = _served_accuracy(make_app(mobilenet_model), *rgb)
+    assert right >= 0.45 and wrong < right - 0.25, (right, wrong)
 
 
 def test_several_sigmoid_units_are_independent_scores(make_app, multilabel_model,
@@ -212,34 +123,23 @@ def test_a_keras_archive_shows_the_keras_that_wrote_it(make_app, normalization_m
     assert versions["written_by_keras"] == keras.__version__
 
 
+@pytest.mark.parametrize(("fixture", "says"), [
+    ("multilabel_model", "independent sigmoid score per label"),
+    ("logits_model", "softmax is applied"),
+    ("rescaling_model", "probabilities of all labels sum to 1"),
+])
+def test_openapi_says_what_a_probability_is_for_the_model(
+        request: pytest.FixtureRequest, make_app, fixture: str, says: str) -> None:
+    document = make_app(request.getfixturevalue(fixture)).test_client().get(
+        "/openapi.json").get_json()
+    item = document["components"]["schemas"]["Prediction"]["properties"]["predictions"]["items"]
+    assert says in item["properties"]["probability"]["description"]
+    assert says in document["info"]["description"]
+
+
 def test_the_page_says_multi_label_scores_are_independent(make_app, multilabel_model) -> None:
     page = make_app(multilabel_model).test_client().get("/").get_data(as_text=True)
     assert "scores are independent (multi-label)" in page
-
-
-@pytest.fixture(scope="session")
-def raw_model_with_examples(tmp_path_factory: pytest.TempPathFactory, fashion_train,
-                            fashion_test_set) -> Path:
-    """Trained on raw 0-255 pixels, which nothing in the file says; the card lists eight
-    labelled examples (test images it gets right on raw pixels), in examples/ beside it."""
-    import keras
-    from keras import layers
-    from PIL import Image
-
-    folder = tmp_path_factory.mktemp("raw-model")
-    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(),
-                              layers.Dense(64, activation="relu"),
-                              layers.Dense(10, activation="softmax")])
-    path = _train(model, *fashion_train, "sparse_categorical_crossentropy", folder / "raw.h5")
-    images, labels = fashion_test_set
-    answers = model.predict(images.astype("float32"), verbose=0).argmax(axis=1)
-    (folder / "examples").mkdir()
-    examples = []
-    for i in [i for i in range(len(images)) if answers[i] == labels[i]][:8]:
-        Image.fromarray(images[i]).save(folder / "examples" / f"test{i}.png")
-        examples.append({"file": f"test{i}.png", "label": LABELS[labels[i]]})
-    path.with_suffix(".json").write_text(json.dumps({"labels": LABELS, "examples": examples}))
-    return path
 
 
 def test_the_self_check_refuses_a_model_its_examples_prove_wrong(
@@ -265,9 +165,14 @@ def test_the_self_check_can_warn_or_be_off(make_app, raw_model_with_examples,
 
 def test_with_the_scale_the_check_named_it_is_served_and_right(
         make_app, raw_model_with_examples, fashion_test_set) -> None:
+    """Trained on raw pixels it is a weak model (about 0.6 on 300 test images, 0.14 fed
+    0-1 pixels), which is why the margin is checked, not a high bar."""
     with card_with(raw_model_with_examples, scale="raw"):
         app = make_app(raw_model_with_examples)
-    assert _served_accuracy(app, *fashion_test_set) >= 0.70
+    right = _served_accuracy(app, *fashion_test_set)
+    wrong = _served_accuracy(make_app(raw_model_with_examples, SELF_CHECK="off"),
+                             *fashion_test_set)
+    assert right >= 0.5 and wrong < right - 0.25, (right, wrong)
 
 
 def test_the_bundled_model_passes_its_own_self_check(make_app,

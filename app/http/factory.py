@@ -18,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import metrics
 from app.config import PROJECT_ROOT, Settings, mebibytes
 from app.http import pages
+from app.http.cli import register_commands
 from app.http.errors import register_error_handlers
 from app.http.requests import InMemoryRequest
 from app.protocols import context, seed, tfserving, v2
@@ -40,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app, settings)
     register_error_handlers(app)
     apply_proxy_fix(app, settings)
+    register_commands(app)
     return app
 
 

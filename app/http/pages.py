@@ -62,4 +62,4 @@ def upload() -> tuple[str, int]:
 @bp.get("/docs")
 def docs() -> str:
     """The API reference, rendered from /openapi.json (no external assets)."""
-    return render_template("docs.html", spec=openapi_document(inference().classifier.name))
+    return render_template("docs.html", spec=openapi_document(inference().classifier))

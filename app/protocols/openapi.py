@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import VERSION
+from app.runtime.classifier import Classifier
 
 _ERRORS = {"description": "An error the client can act on", "content": {
     "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -120,14 +121,6 @@ _SCHEMAS: dict[str, Any] = {
                                                "message": {"type": "string"}}}}},
                   {"type": "object", "required": ["error"],
                    "properties": {"error": {"type": "string"}}}]},
-    "Prediction": {"type": "object", "required": ["success", "most_probable_label", "predictions"],
-                   "properties": {
-                       "success": {"const": True},
-                       "most_probable_label": {"type": "string"},
-                       "predictions": {"type": "array", "items": {
-                           "type": "object", "required": ["label", "probability"],
-                           "properties": {"label": {"type": "string"},
-                                          "probability": {"type": "number"}}}}}},
     "TFStatus": {"type": "object", "required": ["model_version_status"]},
     "TFPredictions": {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": {
         "predictions": {"type": "array"}, "outputs": {"type": "array"}}},
@@ -139,12 +132,39 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
-def openapi_document(model: str) -> dict[str, Any]:
-    """The whole document for the served `model` (built per call: small, never hot)."""
+# What "probability" means for each output kind (app.runtime.preprocessing.infer_head).
+_SCORES = {
+    "softmax": "The model's softmax: the probabilities of all labels sum to 1.",
+    "binary": "One sigmoid unit p: the second label has p, the first 1 - p.",
+    "multilabel": "Multi-label: an independent sigmoid score per label, from 0 to 1; the "
+                  "scores need not sum to 1 and several labels can be present at once.",
+    "logits": "The model answers logits; softmax is applied, so the probabilities sum to 1.",
+}
+
+
+def _prediction(kind: str) -> dict[str, Any]:
+    """The seed response, its `probability` described for the served output kind."""
+    return {"type": "object", "required": ["success", "most_probable_label", "predictions"],
+            "properties": {
+                "success": {"const": True},
+                "most_probable_label": {"type": "string"},
+                "predictions": {"type": "array", "items": {
+                    "type": "object", "required": ["label", "probability"],
+                    "properties": {"label": {"type": "string"},
+                                   "probability": {"type": "number", "minimum": 0,
+                                                   "maximum": 1,
+                                                   "description": _SCORES[kind]}}}}}}
+
+
+def openapi_document(classifier: Classifier) -> dict[str, Any]:
+    """The whole document for the served model (built per call: small, never hot)."""
+    assert classifier.output_spec is not None
+    model, output_kind = classifier.name, classifier.output_spec.kind
     return {
         "openapi": "3.1.0",
         "info": {"title": "h5serve", "version": VERSION,
-                 "description": "Production serving for Keras image classifiers."},
+                 "description": "Production serving for Keras image classifiers. "
+                                f"Model {model}: {_SCORES[output_kind]}"},
         "paths": {**_seed_api(), **_tfserving(model), **_v2(model)},
-        "components": {"schemas": _SCHEMAS},
+        "components": {"schemas": {**_SCHEMAS, "Prediction": _prediction(output_kind)}},
     }

@@ -81,4 +81,4 @@ def metrics() -> Response:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI 3 document of every JSON endpoint (readable at /docs)."""
-    return jsonify(openapi_document(inference().classifier.name))
+    return jsonify(openapi_document(inference().classifier))

@@ -112,7 +112,9 @@ class Classifier:
         if self.self_check == "off" or not examples:
             return
         try:
-            result = check_examples(forward, self.image_spec, self.output_spec, examples)
+            output = self.output_spec
+            result = check_examples(lambda batch: output.probabilities(forward(batch)),
+                                    self.image_spec, output.labels, examples)
         except ValueError as exc:
             raise ModelLoadError(f"{self.path}: self-check: {exc}") from None
         if not result.wrong:

@@ -26,6 +26,9 @@ _RESAMPLING = {
     "box": Image.Resampling.BOX,
 }
 _BACKGROUND = 255  # transparent pixels are composited on white
+# JPEGs are decoded at 1/2-1/8 scale, but never below this multiple of the model's size:
+# drafting right down to the target changed answers on photos (bench/resize_fidelity.py).
+DRAFT_MARGIN = 2
 
 # Pillow only warns between MAX_IMAGE_PIXELS and twice that: make it an error, once for
 # the process (warnings.catch_warnings per call is not thread-safe, and decodes run in
@@ -33,22 +36,26 @@ _BACKGROUND = 255  # transparent pixels are composited on white
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
-def decode_image(data: bytes, spec: ImageSpec, max_pixels: int) -> np.ndarray:
+def decode_image(data: bytes, spec: ImageSpec, max_pixels: int,
+                 draft_margin: int | None = DRAFT_MARGIN) -> np.ndarray:
     """Image file bytes -> uint8 pixels of shape spec.pixel_shape (before scaling).
 
     Raises InvalidInput for anything that is not a decodable image within limits.
+    `draft_margin` None: full decode and an exact resize (the benchmark's reference).
     """
     if not data:
         raise InvalidInput("empty_file", "The uploaded file is empty.")
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
         _check_size(image, max_pixels)
-        if image.format == "JPEG":
-            image.draft("L" if spec.channels == 1 else "RGB", (spec.width, spec.height))
+        if image.format == "JPEG" and draft_margin:
+            image.draft("L" if spec.channels == 1 else "RGB",
+                        (spec.width * draft_margin, spec.height * draft_margin))
         image = ImageOps.exif_transpose(image)
         image = _to_mode(image, "L" if spec.channels == 1 else "RGB")
+        fast = spec.resize != "nearest" and draft_margin
         image = image.resize((spec.width, spec.height), _RESAMPLING[spec.resize],
-                             reducing_gap=3.0 if spec.resize != "nearest" else None)
+                             reducing_gap=3.0 if fast else None)
     except InvalidInput:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

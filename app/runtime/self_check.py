@@ -19,7 +19,7 @@ from app.config import Settings
 from app.runtime.errors import InvalidInput
 from app.runtime.imaging import decode_image, maybe_invert
 from app.runtime.model_card import SCALES, ModelCard
-from app.runtime.spec import ImageSpec, OutputSpec
+from app.runtime.spec import ImageSpec
 
 
 @dataclass(frozen=True)
@@ -56,18 +56,39 @@ def labelled_examples(card: ModelCard, folders: list[Path]) -> list[LabelledExam
     return found
 
 
-def check_examples(forward: Callable[[np.ndarray], np.ndarray], spec: ImageSpec,
-                   output: OutputSpec, examples: list[LabelledExample]) -> SelfCheck:
+Predict = Callable[[np.ndarray], np.ndarray]  # model input batch -> probabilities
+
+
+def check_examples(predict: Predict, spec: ImageSpec, labels: tuple[str, ...],
+                   examples: list[LabelledExample]) -> SelfCheck:
     """Run the examples as uploads; on a miss, try every other scaling as well."""
-    pixels = np.stack([_pixels(example, spec) for example in examples])
-    wrong = _misses(forward, spec, output, examples, pixels)
+    pixels = decode_examples(examples, spec)
+    wrong = _misses(predict, spec, labels, examples, pixels)
     if not wrong:
         return SelfCheck(len(examples), (), (spec.scale,))
-    scales = [s for s in SCALES if s != spec.scale and (s in ("unit", "symmetric", "raw")
-                                                               or spec.channels == 3)]
-    fits = tuple(s for s in scales
-                 if not _misses(forward, replace(spec, scale=s), output, examples, pixels))
+    fits = tuple(s for s in candidate_scales(spec) if s != spec.scale
+                 and not _misses(predict, replace(spec, scale=s), labels, examples, pixels))
     return SelfCheck(len(examples), tuple(wrong), fits)
+
+
+def candidate_scales(spec: ImageSpec) -> list[str]:
+    """The scalings worth trying: the ImageNet ones only for RGB models."""
+    return [s for s in SCALES if s in ("unit", "symmetric", "raw") or spec.channels == 3]
+
+
+def decode_examples(examples: list[LabelledExample], spec: ImageSpec) -> np.ndarray:
+    """The examples as one (N, H, W, C) uint8 batch, decoded exactly like uploads."""
+    return np.stack([_pixels(example, spec) for example in examples])
+
+
+def answers(predict: Predict, spec: ImageSpec, labels: tuple[str, ...],
+            pixels: np.ndarray, chunk: int = 64) -> list[str]:
+    """The top label for each image, scaled as `spec` says, `chunk` images a call."""
+    found: list[str] = []
+    for start in range(0, len(pixels), chunk):
+        probabilities = predict(spec.to_model_input(pixels[start:start + chunk]))
+        found += [labels[i] for i in probabilities.argmax(axis=1)]
+    return found
 
 
 def _pixels(example: LabelledExample, spec: ImageSpec) -> np.ndarray:
@@ -78,9 +99,8 @@ def _pixels(example: LabelledExample, spec: ImageSpec) -> np.ndarray:
         raise ValueError(f"example {example.file}: {exc.message}") from None
 
 
-def _misses(forward: Callable[[np.ndarray], np.ndarray], spec: ImageSpec, output: OutputSpec,
+def _misses(predict: Predict, spec: ImageSpec, labels: tuple[str, ...],
             examples: list[LabelledExample], pixels: np.ndarray) -> list[str]:
-    probabilities = output.probabilities(forward(spec.to_model_input(pixels)))
-    answers = [output.labels[i] for i in probabilities.argmax(axis=1)]
     return [f"{e.file}: {answer}, expected {e.label}"
-            for e, answer in zip(examples, answers, strict=True) if answer != e.label]
+            for e, answer in zip(examples, answers(predict, spec, labels, pixels), strict=True)
+            if answer != e.label]

@@ -1,0 +1,79 @@
+"""`flask --app app inspect MODEL [--examples DIR]`: what h5serve reads from a model file.
+
+Prints the input it expects, the scaling and output kind chosen and why, where the
+labels came from, the accuracy under each scaling on labelled images, and a model card
+to copy. Exits 1 with one line when the model or the folder cannot be used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from flask import Flask
+
+from app.runtime.inspection import Inspection, InspectionError, inspect_model
+from app.runtime.loading import ModelLoadError
+
+
+def register_commands(app: Flask) -> None:
+    """Add the project's commands to `flask --app app ...`."""
+    app.cli.add_command(inspect_command)
+
+
+@click.command("inspect")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--examples", type=click.Path(path_type=Path),
+              help="Folder with one sub-folder of images per label.")
+@click.option("--per-label", default=200, show_default=True,
+              help="At most this many images from each label's folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+def inspect_command(model: Path, examples: Path | None, per_label: int, as_json: bool) -> None:
+    """Show how h5serve will serve MODEL and, given labelled images, check it."""
+    try:
+        found = inspect_model(model, examples, per_label)
+    except (ModelLoadError, InspectionError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(_as_dict(found), indent=2))
+    else:
+        click.echo(_as_text(found))
+
+
+def _as_dict(found: Inspection) -> dict[str, object]:
+    return {"model": found.description,
+            "scores": [{"scale": s.scale, "right": s.right, "total": s.total}
+                       for s in found.scores],
+            "best_scale": found.best.scale if found.best else None,
+            "skipped": found.skipped, "card_path": str(found.card_path), "card": found.card()}
+
+
+def _as_text(found: Inspection) -> str:
+    d = found.description
+    spec = d["input"]
+    labels = d["labels"]
+    lines = [
+        f"model    {d['file']} ({d['versions']['keras_library']}; written by Keras "
+        f"{d['versions']['written_by_keras'] or 'unknown'})",
+        f"input    {spec['height']}x{spec['width']} {spec['color_mode']}, model input "
+        f"{spec['model_input_shape']}, resize {spec['resize']}, invert {spec['invert']}",
+        f"scale    {d['preprocessing']['scale']}: {d['preprocessing']['why']}",
+        f"output   {d['output']}: {d['output_why']}",
+        f"labels   {len(labels)} from {d['labels_from']}: {', '.join(labels[:12])}"
+        + (", ..." if len(labels) > 12 else ""),
+    ]
+    if found.scores:
+        best = found.best
+        total = found.scores[0].total
+        lines += ["", f"examples {total} labelled images"
+                  + (f" (labels from folder names: {', '.join(found.folder_labels)})"
+                     if found.folder_labels else "")]
+        lines += [f"  scale {s.scale:<10} {s.right:>5}/{s.total}  {100 * s.accuracy:5.1f} %"
+                  + ("  <- best" if s is best else "") for s in found.scores]
+        lines += [f"  skipped {line}" for line in found.skipped]
+        if best and best.scale != d["preprocessing"]["scale"]:
+            lines += [f"  the model scores better with scale {best.scale} than with "
+                      f"{d['preprocessing']['scale']}: put the card below beside it"]
+    lines += ["", f"card to copy ({found.card_path}):", json.dumps(found.card(), indent=2)]
+    return "\n".join(lines)
