@@ -14,7 +14,8 @@ from typing import Any
 
 VERSION = "0.1.0"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "fashion_mnist.h5"
+DEFAULT_REPOSITORY = PROJECT_ROOT / "models"
+DEFAULT_MODEL_PATH = DEFAULT_REPOSITORY / "fashion_mnist.h5"  # the bundled model
 
 
 def mebibytes(size: int) -> str:
@@ -38,7 +39,11 @@ def _parse_bool(value: str) -> bool:
 class Settings:
     """Typed service configuration; field names are the environment variable names."""
 
-    MODEL_PATH: Path = DEFAULT_MODEL_PATH
+    MODEL_PATH: Path | None = None  # one file; when unset, MODEL_REPOSITORY is served
+    MODEL_REPOSITORY: Path = DEFAULT_REPOSITORY
+    DEFAULT_MODEL: str = ""  # the model the seed routes serve; "" = the only one
+    MODEL_POLL_SECONDS: float = 10.0  # how often workers look for new versions; 0 = never
+    MAX_MODELS: int = 8  # model versions one worker may hold in memory
     MAX_CONTENT_LENGTH: int = 15 * 1024 * 1024
     MAX_PREDICT_ROWS: int = 1024
     MAX_IMAGE_PIXELS: int = 50_000_000
@@ -67,7 +72,8 @@ class Settings:
                 raw = environ[field.name]
             else:
                 continue
-            values[field.name] = _convert(field.name, field.default, raw)
+            values[field.name] = _convert(field.name, field.default, raw,
+                                          path="Path" in str(field.type))
         if overrides:
             raise ValueError(f"unknown settings: {', '.join(sorted(overrides))}")
         settings = cls(**values)
@@ -77,11 +83,12 @@ class Settings:
     def validate(self) -> None:
         """Reject values that would make the service misbehave later."""
         for name in ("MAX_CONTENT_LENGTH", "MAX_PREDICT_ROWS", "MAX_IMAGE_PIXELS",
-                     "MAX_BATCH_SIZE", "MAX_QUEUE_SIZE"):
+                     "MAX_BATCH_SIZE", "MAX_QUEUE_SIZE", "MAX_MODELS"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.MAX_BATCH_DELAY_MS < 0:
-            raise ValueError("MAX_BATCH_DELAY_MS must not be negative")
+        for name in ("MAX_BATCH_DELAY_MS", "MODEL_POLL_SECONDS"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
         if self.SELF_CHECK not in ("refuse", "warn", "off"):
             raise ValueError(f"SELF_CHECK must be refuse, warn or off, got {self.SELF_CHECK!r}")
 
@@ -91,14 +98,14 @@ class Settings:
         return [o.strip() for o in self.CORS_ORIGINS.split(",") if o.strip()]
 
 
-def _convert(name: str, default: Any, raw: Any) -> Any:
+def _convert(name: str, default: Any, raw: Any, path: bool) -> Any:
+    if path:
+        return None if raw is None or raw == "" else Path(raw)
     if not isinstance(raw, str):
-        return Path(raw) if isinstance(default, Path) else raw
+        return raw
     try:
         if isinstance(default, bool):
             return _parse_bool(raw)
-        if isinstance(default, Path):
-            return Path(raw)
         return type(default)(raw)
     except ValueError as exc:
         raise ValueError(f"invalid value for {name}: {exc}") from None

@@ -10,6 +10,7 @@ process's own registry is used. No Flask here: the runtime's batcher reports thr
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -30,32 +31,59 @@ REQUESTS = Counter("h5serve_requests_total", "HTTP requests by endpoint, method 
 REQUEST_SECONDS = Histogram("h5serve_request_duration_seconds",
                             "Time to answer a request, by endpoint", ["endpoint"],
                             buckets=_LATENCY_BUCKETS)
-BATCH_SIZE = Histogram("h5serve_batch_size", "Rows per forward pass of the model",
+_MODEL = ["model", "version"]
+BATCH_SIZE = Histogram("h5serve_batch_size", "Rows per forward pass of the model", _MODEL,
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
 QUEUE_WAIT_SECONDS = Histogram("h5serve_queue_wait_seconds",
-                               "Time a request waited for the model", buckets=_LATENCY_BUCKETS)
+                               "Time a request waited for the model", _MODEL,
+                               buckets=_LATENCY_BUCKETS)
 INFERENCE_SECONDS = Histogram("h5serve_inference_seconds", "Forward pass time per batch",
-                              buckets=_LATENCY_BUCKETS)
+                              _MODEL, buckets=_LATENCY_BUCKETS)
 MODEL_LOAD_SECONDS = Gauge("h5serve_model_load_seconds",
-                           "Time each worker took to load and warm up the model",
+                           "Time each worker took to load and warm up the version", _MODEL,
                            multiprocess_mode="liveall")
-MODEL_INFO = Gauge("h5serve_model_info", "The model being served (value is always 1)",
-                   ["name", "file", "keras", "tensorflow"], multiprocess_mode="livemax")
+MODEL_INFO = Gauge("h5serve_model_info",
+                   "Model versions: 1 while served, 0 once unloaded",
+                   ["model", "version", "file", "keras", "tensorflow"],
+                   multiprocess_mode="livemax")
+MODEL_LOAD_FAILURES = Counter("h5serve_model_load_failures_total",
+                              "Model versions refused: unreadable, wrong shape, failed "
+                              "self-check or no room (MAX_MODELS)", _MODEL)
+_INFO_LABELS: dict[tuple[str, str], tuple[str, ...]] = {}
 
 
-def observe_batch(rows: int, waits: list[float], seconds: float) -> None:
-    """Called by the micro-batcher after each forward pass."""
-    BATCH_SIZE.observe(rows)
-    INFERENCE_SECONDS.observe(seconds)
-    for wait in waits:
-        QUEUE_WAIT_SECONDS.observe(wait)
+def batch_observer(model: str, version: int) -> Callable[[int, list[float], float], None]:
+    """What one version's micro-batcher calls after each forward pass."""
+    labels = (model, str(version))
+    batch, inference, queue = (BATCH_SIZE.labels(*labels), INFERENCE_SECONDS.labels(*labels),
+                               QUEUE_WAIT_SECONDS.labels(*labels))
+
+    def observe(rows: int, waits: list[float], seconds: float) -> None:
+        batch.observe(rows)
+        inference.observe(seconds)
+        for wait in waits:
+            queue.observe(wait)
+
+    return observe
 
 
 def record_model(info: dict[str, Any], load_seconds: float) -> None:
-    """Record, once per worker, which model it serves and how long loading it took."""
-    MODEL_LOAD_SECONDS.set(load_seconds)
-    MODEL_INFO.labels(info["name"], info["file"], info["versions"]["keras_library"],
-                      info["versions"]["tensorflow"]).set(1)
+    """Record, once per worker and version, what it serves and how long loading took."""
+    key = (info["name"], str(info["version"]))
+    MODEL_LOAD_SECONDS.labels(*key).set(load_seconds)
+    _INFO_LABELS[key] = (*key, info["file"], info["versions"]["keras_library"],
+                         info["versions"]["tensorflow"])
+    MODEL_INFO.labels(*_INFO_LABELS[key]).set(1)
+
+
+def record_unload(model: str, version: int) -> None:
+    labels = _INFO_LABELS.pop((model, str(version)), None)
+    if labels is not None:
+        MODEL_INFO.labels(*labels).set(0)
+
+
+def record_load_failure(model: str, version: int) -> None:
+    MODEL_LOAD_FAILURES.labels(model, str(version)).inc()
 
 
 def record_request(endpoint: str, method: str, status: int, seconds: float | None) -> None:

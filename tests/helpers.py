@@ -23,3 +23,9 @@ def upload(client: FlaskClient, data: bytes, field: str = "image", path: str = "
     """POST one file as multipart/form-data."""
     return client.post(path, data={field: (io.BytesIO(data), filename)},
                        content_type="multipart/form-data", **kwargs)
+
+
+def served(app, name: str | None = None):
+    """The InferenceService answering for `name` (default: the default model's latest)."""
+    models = app.extensions["h5serve"]
+    return models.table[name or models.default_name].latest

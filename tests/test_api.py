@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from flask.testing import FlaskClient
-from helpers import encode, upload
+from helpers import encode, served, upload
 from PIL import Image
 
 WHITE = encode(Image.new("L", (28, 28), 240))
@@ -128,7 +128,7 @@ def test_405_names_the_allowed_methods(client: FlaskClient) -> None:
 
 def test_unexpected_failures_are_500_json_without_traceback(
         app, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    service = app.extensions["h5serve"]
+    service = served(app)
 
     def explode(data: bytes) -> None:
         raise RuntimeError("secret internal detail")
@@ -189,7 +189,7 @@ def test_requests_never_write_to_disk(make_app, bright_model,
 
 def test_readyz_is_503_when_the_model_cannot_serve(app, client: FlaskClient,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    batcher = type(app.extensions["h5serve"].batcher)
+    batcher = type(served(app).batcher)
     monkeypatch.setattr(batcher, "alive", property(lambda self: False))
     response = client.get("/readyz")
     assert _error(response) == (503, "not_ready")
@@ -205,12 +205,12 @@ def test_a_full_queue_is_503_with_retry_after_on_every_door(
     def full(rows: np.ndarray) -> np.ndarray:
         raise Overloaded("The server is at capacity; retry in a moment.", retry_after_s=1)
 
-    monkeypatch.setattr(app.extensions["h5serve"].batcher, "submit", full)
+    monkeypatch.setattr(served(app).batcher, "submit", full)
     seed = upload(client, WHITE)
     assert _error(seed) == (503, "overloaded")
     assert seed.headers["Retry-After"] == "1"
     v2 = client.post("/v2/models/bright/infer", json={"inputs": [
-        {"name": app.extensions["h5serve"].classifier.input_name, "datatype": "UINT8",
+        {"name": served(app).classifier.input_name, "datatype": "UINT8",
          "shape": [1, 28, 28, 1], "data": [0] * 784}]})
     assert (v2.status_code, v2.get_json()) == (
         503, {"error": "The server is at capacity; retry in a moment."})

@@ -13,7 +13,9 @@ from app.runtime.spec import UnservableModel, infer_image_spec, infer_output_spe
 
 def test_defaults_are_safe() -> None:
     settings = Settings.load(environ={})
-    assert settings.MODEL_PATH == DEFAULT_MODEL_PATH
+    assert settings.MODEL_PATH is None  # the repository, holding the bundled model
+    assert DEFAULT_MODEL_PATH.parent == settings.MODEL_REPOSITORY
+    assert settings.MODEL_POLL_SECONDS == 10 and settings.MAX_MODELS == 8
     assert settings.MAX_CONTENT_LENGTH == 15 * 1024 * 1024
     assert settings.TRUST_PROXY is False
 

@@ -82,7 +82,8 @@ def test_metrics_sum_the_counts_of_both_workers(server: tuple[str, Path]) -> Non
     count = re.search(r'h5serve_requests_total\{endpoint="/predictlabel",method="POST",'
                       r'status="200"\} (\d+(\.\d+)?)', text)
     assert count and float(count.group(1)) >= 200, "the counts of both workers are summed"
-    loads = re.findall(r'h5serve_model_load_seconds\{pid="(\d+)"\}', text)
+    loads = re.findall(r'h5serve_model_load_seconds\{model="fashion_mnist",pid="(\d+)",'
+                       r'version="1"\}', text)
     assert set(loads) == pids
     for name in ("h5serve_request_duration_seconds_bucket", "h5serve_batch_size_bucket",
                  "h5serve_queue_wait_seconds_bucket", "h5serve_inference_seconds_bucket",

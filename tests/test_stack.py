@@ -104,14 +104,25 @@ def test_static_files_come_from_nginx(stack: Stack) -> None:
     assert "/static/style.css" not in stack.app_log(), "gunicorn never saw it"
 
 
-def test_body_over_the_limit_gets_nginx_413_json(stack: Stack) -> None:
+@pytest.mark.parametrize("path", ["/predictlabel", "/models/fashion_mnist/predictlabel",
+                                  "/models/fashion_mnist/versions/1/predict",
+                                  "/v1/models/fashion_mnist:predict", "/some/route/added/later"])
+def test_body_over_the_limit_gets_nginx_413_json(stack: Stack, path: str) -> None:
+    """Every API path, the per-model ones and any added later, without listing them."""
     body = b"\0" * (16 * 1024 * 1024)
-    response = requests.post(stack.https + "/predictlabel", files={"image": ("big.png", body)},
+    response = requests.post(stack.https + path, files={"image": ("big.png", body)},
                              verify=stack.cert, timeout=60)
     assert response.status_code == 413
     assert response.json()["error"] == {
         "code": "payload_too_large",
         "message": "Request body is too large: the limit is 15 MiB."}
+
+
+def test_the_upload_page_keeps_an_html_413(stack: Stack) -> None:
+    body = b"\0" * (16 * 1024 * 1024)
+    response = requests.post(stack.https + "/", files={"image": ("big.png", body)},
+                             verify=stack.cert, timeout=60)
+    assert response.status_code == 413 and "<html>" in response.text
 
 
 def _handshake(stack: Stack, version: ssl.TLSVersion) -> str:
@@ -162,6 +173,9 @@ def test_app_down_gives_502_json_and_recovers_without_restarting_nginx(stack: St
                              verify=stack.cert, timeout=30)
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "bad_gateway"
+    per_model = requests.get(stack.https + "/models/fashion_mnist", verify=stack.cert,
+                             timeout=30)
+    assert per_model.status_code == 502 and per_model.json()["error"]["code"] == "bad_gateway"
     started = stack.run("start-app")
     assert started.returncode == 0, started.stderr
     response = requests.post(stack.https + "/predictlabel", files={"image": EXAMPLE.read_bytes()},

@@ -22,8 +22,8 @@ from app.http.cli import register_commands
 from app.http.errors import register_error_handlers
 from app.http.requests import InMemoryRequest
 from app.protocols import context, seed, tfserving, v2
-from app.runtime.classifier import Classifier
-from app.runtime.inference import InferenceService
+from app.runtime.repository import ModelRepository
+from app.runtime.rollout import Rollout
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -36,7 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the seed response's key order
     app.jinja_env.filters["mebibytes"] = mebibytes
-    init_model(app, settings)
+    init_models(app, settings)
     instrument_requests(app)
     register_blueprints(app, settings)
     register_error_handlers(app)
@@ -57,13 +57,13 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("app").setLevel(settings.LOG_LEVEL.upper())
 
 
-def init_model(app: Flask, settings: Settings) -> None:
-    """Load and warm up the model once per process; fails fast with a clear message."""
-    classifier = Classifier(settings.MODEL_PATH, self_check=settings.SELF_CHECK,
-                            examples_dir=PROJECT_ROOT / "static" / "examples")
-    classifier.load()
-    context.install(app, InferenceService(classifier, settings, observer=metrics.observe_batch))
-    metrics.record_model(classifier.describe(), classifier.load_seconds or 0.0)
+def init_models(app: Flask, settings: Settings) -> None:
+    """Load and warm every served model version once per process (MODEL_PATH's one file,
+    or MODEL_REPOSITORY's models), then keep watching the repository for new versions.
+    Fails fast with a clear message when nothing can be served."""
+    models = ModelRepository(settings, examples_dir=PROJECT_ROOT / "static" / "examples")
+    Rollout(models, settings).start()
+    context.install(app, models)
 
 
 def instrument_requests(app: Flask) -> None:

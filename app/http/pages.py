@@ -1,7 +1,8 @@
 """The browser pages: the upload form and its server-rendered result.
 
 Works with JavaScript off: the form posts here and the result is rendered on the
-server. Errors are shown on the same page, in words, with the form ready again.
+server. Errors are shown on the same page, in words, with the form ready again. With
+several models served, `?model=<name>` picks one (plain links, so no script is needed).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import base64
 import time
 from pathlib import Path
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, request, url_for
 
 from app.protocols.bodies import read_image_upload
-from app.protocols.context import inference
+from app.protocols.context import inference, repository
 from app.protocols.errors import CLIENT_ERRORS, as_api_error
 from app.protocols.openapi import openapi_document
 from app.runtime.imaging import sniff_mimetype
@@ -30,9 +31,18 @@ def _examples() -> list[Example]:
             if (folder / example.file).is_file()]
 
 
+def _chosen() -> str | None:
+    return request.args.get("model") or None
+
+
 def _page(**context: object) -> str:
-    service = inference()
+    service = inference(_chosen())
+    chosen = _chosen()
     return render_template("index.html", model=service.classifier.describe(),
+                           models=sorted(repository().table),
+                           action=url_for("pages.upload", model=chosen),
+                           api=url_for("api.predict_label", name=chosen) if chosen
+                           else url_for("api.predict_label"),
                            max_bytes=service.settings.MAX_CONTENT_LENGTH,
                            max_pixels=service.settings.MAX_IMAGE_PIXELS,
                            examples=_examples(), **context)
@@ -50,7 +60,7 @@ def upload() -> tuple[str, int]:
     started = time.perf_counter()
     try:
         data = read_image_upload()
-        prediction = inference().classify_image(data)
+        prediction = inference(_chosen()).classify_image(data)
     except CLIENT_ERRORS as raised:
         error = as_api_error(raised)
         return _page(error=error), error.status

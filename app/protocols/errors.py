@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from app.runtime.errors import Overloaded, ServingError
+from app.runtime.errors import Overloaded, ServingError, UnknownModel
 
 
 class ApiError(Exception):
@@ -35,9 +35,12 @@ CLIENT_ERRORS = (ApiError, ServingError)
 
 
 def as_api_error(error: ApiError | ServingError) -> ApiError:
-    """The response an error stands for: bad input is 400, an overloaded model 503."""
+    """The response an error stands for: bad input is 400, an unknown model 404, an
+    overloaded one 503."""
     if isinstance(error, ApiError):
         return error
+    if isinstance(error, UnknownModel):
+        return ApiError(404, error.code, error.message)
     if isinstance(error, Overloaded):
         return ApiError(503, error.code, error.message,
                         headers={"Retry-After": str(error.retry_after_s)})

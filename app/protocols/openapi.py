@@ -35,6 +35,9 @@ def _name(model: str) -> dict[str, Any]:
 
 _VERSION = {"name": "version", "in": "path", "required": True, "example": "1",
             "schema": {"type": "string", "examples": ["1"]}}
+_LABEL = {"name": "label", "in": "path", "required": True, "example": "stable",
+          "description": "A version label from the model card's version_labels",
+          "schema": {"type": "string"}}
 _JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
 _PREDICTION_ERRORS = (400, 404, 413, 415, 422, 503)
 
@@ -51,10 +54,14 @@ def _tfserving(model: str) -> dict[str, Any]:
                        'input tensor, {"b64": "..."} values encoded images.',
         "parameters": [name], "requestBody": _JSON_BODY,
         "responses": _responses(_json(_ref("TFPredictions")), *_PREDICTION_ERRORS)}}
-    return {"/v1/models/{name}": status, "/v1/models/{name}/versions/1": status,
-            "/v1/models/{name}/metadata": metadata,
-            "/v1/models/{name}/versions/1/metadata": metadata,
-            "/v1/models/{name}:predict": predict, "/v1/models/{name}/versions/1:predict": predict}
+    paths: dict[str, Any] = {}
+    for prefix, extra in (("/v1/models/{name}", []),
+                          ("/v1/models/{name}/versions/{version}", [_VERSION]),
+                          ("/v1/models/{name}/labels/{label}", [_LABEL])):
+        for suffix, operation in (("", status), ("/metadata", metadata), (":predict", predict)):
+            method, body = next(iter(operation.items()))
+            paths[prefix + suffix] = {method: {**body, "parameters": [name, *extra]}}
+    return paths
 
 
 def _v2(model: str) -> dict[str, Any]:
@@ -66,6 +73,10 @@ def _v2(model: str) -> dict[str, Any]:
         "/v2/health/live": {"get": {"summary": "Server live", "responses": {"200": health}}},
         "/v2/health/ready": {"get": {"summary": "Server ready",
                                      "responses": {"200": health, "503": health}}},
+        "/v2/repository/index": {"post": {
+            "summary": "Model repository: every version and its state",
+            "responses": {"200": _json({"type": "array", "items": {
+                "type": "object", "required": ["name", "version", "state", "reason"]}})}}},
     }
     for prefix, params in (("/v2/models/{name}", [name]),
                            ("/v2/models/{name}/versions/{version}", [name, _VERSION])):
@@ -81,28 +92,42 @@ def _v2(model: str) -> dict[str, Any]:
     return paths
 
 
-def _seed_api() -> dict[str, Any]:
+def _seed_api(model: str) -> dict[str, Any]:
     upload = {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["image"],
         "properties": {"image": {"type": "string", "format": "binary"}}}}}}
-    return {
+    operations = {
         "/predictlabel": {"post": {
             "summary": "Classify one uploaded image", "requestBody": upload,
-            "responses": _responses(_json(_ref("Prediction")), 400, 413, 415, 422, 503)}},
+            "responses": _responses(_json(_ref("Prediction")), *_PREDICTION_ERRORS)}},
         "/predict": {"post": {
             "summary": "Classify raw 0-255 pixel rows",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["input"],
                 "properties": {"input": {"type": "array", "items": {"type": "array"}}}}}}},
             "responses": _responses(_json({"type": "array", "items": {
-                "type": "array", "items": {"type": "number"}}}), 400, 413, 415, 422, 503)}},
+                "type": "array", "items": {"type": "number"}}}), *_PREDICTION_ERRORS)}},
+        "": {"get": {"summary": "Model description",
+                     "responses": _responses(_json(_ref("Model")), 404)}},
+    }
+    paths: dict[str, Any] = {}
+    for prefix, params in (("/models/{name}", [_name(model)]),
+                           ("/models/{name}/versions/{version}", [_name(model), _VERSION])):
+        for suffix, operation in operations.items():
+            method, body = next(iter(operation.items()))
+            paths[prefix + suffix] = {method: {**body, "parameters": params}}
+    return {
+        **{path: op for path, op in operations.items() if path},
+        **paths,
+        "/models": {"get": {"summary": "Every served model, its versions and version labels",
+                            "responses": {"200": _json({"type": "object",
+                                                        "required": ["default", "models"]})}}},
         "/healthz": {"get": {"summary": "Liveness",
                              "responses": {"200": _json({"type": "object"})}}},
         "/readyz": {"get": {"summary": "Readiness",
                             "responses": {"200": _json({"type": "object"}), "503": _ERRORS}}},
-        "/model": {"get": {"summary": "Model description",
-                           "responses": {"200": _json({"type": "object", "required": [
-                               "name", "labels", "input"]})}}},
+        "/model": {"get": {"summary": "The default model's description",
+                           "responses": {"200": _json(_ref("Model"))}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (all workers)", "responses": {
             "200": {"description": "Prometheus text format",
                     "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
@@ -121,6 +146,7 @@ _SCHEMAS: dict[str, Any] = {
                                                "message": {"type": "string"}}}}},
                   {"type": "object", "required": ["error"],
                    "properties": {"error": {"type": "string"}}}]},
+    "Model": {"type": "object", "required": ["name", "version", "labels", "input"]},
     "TFStatus": {"type": "object", "required": ["model_version_status"]},
     "TFPredictions": {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": {
         "predictions": {"type": "array"}, "outputs": {"type": "array"}}},
@@ -165,6 +191,6 @@ def openapi_document(classifier: Classifier) -> dict[str, Any]:
         "info": {"title": "h5serve", "version": VERSION,
                  "description": "Production serving for Keras image classifiers. "
                                 f"Model {model}: {_SCORES[output_kind]}"},
-        "paths": {**_seed_api(), **_tfserving(model), **_v2(model)},
+        "paths": {**_seed_api(model), **_tfserving(model), **_v2(model)},
         "components": {"schemas": {**_SCHEMAS, "Prediction": _prediction(output_kind)}},
     }

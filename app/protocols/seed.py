@@ -1,8 +1,9 @@
 """The seed JSON API (blueprint "api"): predictions, health and model description.
 
 `/predictlabel` answers in the deeplearning_flask shape that curl users already parse;
-`/predict` takes raw pixel rows. Routes stay thin: read the request, call the
-inference service, shape the response.
+`/predict` takes raw pixel rows. Both serve the default model; `/models/<name>/...` (and
+`/models/<name>/versions/<v>/...`) any served one, in the same shapes. Routes stay thin:
+read the request, call the inference service, shape the response.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from flask import Blueprint, Response, jsonify
 
 from app.metrics import exposition
 from app.protocols.bodies import read_image_upload, read_json_body
-from app.protocols.context import inference
+from app.protocols.context import inference, repository
 from app.protocols.errors import ApiError
 from app.protocols.openapi import openapi_document
 from app.protocols.rows import parse_pixel_rows
@@ -32,20 +33,24 @@ def label_response(prediction: Prediction) -> dict[str, object]:
 
 
 @bp.post("/predictlabel")
-def predict_label() -> Response:
+@bp.post("/models/<name>/predictlabel")
+@bp.post("/models/<name>/versions/<version>/predictlabel")
+def predict_label(name: str | None = None, version: str | None = None) -> Response:
     """Multipart image upload -> most probable label and every class probability."""
-    prediction = inference().classify_image(read_image_upload())
+    prediction = inference(name, version).classify_image(read_image_upload())
     return jsonify(label_response(prediction))
 
 
 @bp.post("/predict")
-def predict_rows() -> Response:
+@bp.post("/models/<name>/predict")
+@bp.post("/models/<name>/versions/<version>/predict")
+def predict_rows(name: str | None = None, version: str | None = None) -> Response:
     """`{"input": [row, ...]}` raw 0-255 pixel rows -> one probability list per row."""
     body = read_json_body()
     if not isinstance(body, dict) or "input" not in body:
         raise ApiError(400, "missing_field",
                        'The JSON body must be an object with an "input" list of pixel rows.')
-    service = inference()
+    service = inference(name, version)
     pixels = parse_pixel_rows(body["input"], service.spec, service.settings.MAX_PREDICT_ROWS)
     return jsonify(service.classify_pixels(pixels).tolist())
 
@@ -58,17 +63,30 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Readiness: the model is loaded, warmed up and its batcher is running."""
-    if not inference().ready:
+    """Readiness: every served version is loaded, warmed up and its batcher running."""
+    table = repository().table
+    if not table or not all(s.ready for m in table.values() for s in m.versions.values()):
         raise ApiError(503, "not_ready", "The model is not ready to serve.",
                        headers={"Retry-After": "5"})
-    return jsonify({"status": "ready", "model": inference().classifier.name})
+    return jsonify({"status": "ready", "model": repository().default_name,
+                    "models": {m.name: sorted(m.versions) for m in table.values()}})
 
 
 @bp.get("/model")
-def model_info() -> Response:
-    """Name, input spec, labels, preprocessing and library versions."""
-    return jsonify(inference().classifier.describe())
+@bp.get("/models/<name>")
+@bp.get("/models/<name>/versions/<version>")
+def model_info(name: str | None = None, version: str | None = None) -> Response:
+    """Name, version, input spec, labels, preprocessing and library versions."""
+    return jsonify(inference(name, version).classifier.describe())
+
+
+@bp.get("/models")
+def models() -> Response:
+    """Every served model: its versions, version labels, and which one the seed routes use."""
+    default = repository().default_name
+    return jsonify({"default": default, "models": [
+        {"name": m.name, "versions": sorted(m.versions), "version_labels": m.labels,
+         "latest": max(m.versions)} for m in repository().table.values()]})
 
 
 @bp.get("/metrics")

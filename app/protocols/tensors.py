@@ -17,7 +17,6 @@ import numpy as np
 from app.protocols.errors import ApiError
 from app.runtime.inference import InferenceService
 
-MODEL_VERSION = "1"  # h5serve serves one model file: its only version
 OUTPUT_NAME = "probabilities"
 
 

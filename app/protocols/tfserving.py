@@ -1,12 +1,14 @@
 """TensorFlow Serving's REST API, so TF Serving clients can talk to h5serve unchanged.
 
-GET  /v1/models/<name>            version status
+GET  /v1/models/<name>            status of each version (served, loading, refused)
 GET  /v1/models/<name>/metadata   signature: input/output names, dtypes, shapes
 POST /v1/models/<name>:predict    {"instances": [...]} (row) or {"inputs": ...} (columnar)
 
+Each also as /v1/models/<name>/versions/<v>... and /v1/models/<name>/labels/<label>...
+(the model card's "version_labels"); without either, the latest served version answers.
 As in TF Serving, numeric values are the model's own input tensor (already scaled);
 `{"b64": "..."}` values are encoded images, decoded and preprocessed like uploads.
-Errors are `{"error": "..."}`. The version is always 1: h5serve serves one model file.
+Errors are `{"error": "..."}`.
 """
 
 from __future__ import annotations
@@ -17,25 +19,26 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from app.protocols.bodies import read_json_body
-from app.protocols.context import inference
+from app.protocols.context import inference, repository
 from app.protocols.errors import ApiError, answer_errors_as_protocol
 from app.protocols.rows import check_row_count
 from app.protocols.tensors import (
-    MODEL_VERSION,
     OUTPUT_NAME,
     decode_b64,
     encoded_images,
     numeric_rows,
     raw_outputs,
 )
+from app.runtime.errors import UnknownModel
 
 bp = Blueprint("tfserving", __name__, url_prefix="/v1/models")
 answer_errors_as_protocol(bp)
 
 
-def _check_name(name: str) -> None:
-    if name != inference().classifier.name:
-        raise ApiError(404, "not_found", f"Servable not found for request: Latest({name})")
+@bp.errorhandler(UnknownModel)
+def _servable_not_found(error: UnknownModel) -> tuple[Response, int]:
+    """TF Serving's own words first, which its clients' logs and scripts look for."""
+    return jsonify({"error": f"Servable not found for request: {error.message}"}), 404
 
 
 def _dims(shape: tuple[int | None, ...]) -> dict[str, object]:
@@ -43,21 +46,33 @@ def _dims(shape: tuple[int | None, ...]) -> dict[str, object]:
             "unknown_rank": False}
 
 
-@bp.get("/<name>")
-@bp.get("/<name>/versions/1")
-def status(name: str) -> Response:
-    _check_name(name)
-    state = "AVAILABLE" if inference().ready else "UNAVAILABLE"
+def _routes(method: str, suffix: str) -> Any:
+    """The route for the latest version, a numbered one and a labelled one."""
+    def register(view: Any) -> Any:
+        for prefix in ("/<name>", "/<name>/versions/<version>", "/<name>/labels/<label>"):
+            bp.route(prefix + suffix, methods=[method])(view)
+        return view
+    return register
+
+
+@_routes("GET", "")
+def status(name: str, version: str | None = None, label: str | None = None) -> Response:
+    """Every version TF Serving would list: AVAILABLE, LOADING, UNLOADING, END (+ error)."""
+    states = {v: st for (n, v), st in repository().states.items() if n == name}
+    if label is not None or version is not None:
+        wanted = inference(name, version, label).version
+        states = {v: st for v, st in states.items() if v == wanted}
+    if not states:
+        raise UnknownModel(f"unknown model {name!r}")
     return jsonify({"model_version_status": [{
-        "version": MODEL_VERSION, "state": state,
-        "status": {"error_code": "OK", "error_message": ""}}]})
+        "version": str(v), "state": st.state,
+        "status": {"error_code": "UNKNOWN" if st.error else "OK", "error_message": st.error}}
+        for v, st in sorted(states.items(), reverse=True)]})
 
 
-@bp.get("/<name>/metadata")
-@bp.get("/<name>/versions/1/metadata")
-def metadata(name: str) -> Response:
-    _check_name(name)
-    service = inference()
+@_routes("GET", "/metadata")
+def metadata(name: str, version: str | None = None, label: str | None = None) -> Response:
+    service = inference(name, version, label)
     input_name = service.classifier.input_name
     outputs = 1 if service.classifier.output_spec.binary else len(service.labels)  # type: ignore[union-attr]
     signature = {
@@ -67,21 +82,20 @@ def metadata(name: str) -> Response:
                                   "tensor_shape": _dims((None, outputs))}},
         "method_name": "tensorflow/serving/predict",
     }
-    return jsonify({"model_spec": {"name": name, "signature_name": "", "version": MODEL_VERSION},
+    return jsonify({"model_spec": {"name": name, "signature_name": "",
+                                   "version": str(service.version)},
                     "metadata": {"signature_def": {"signature_def": {
                         "serving_default": signature}}}})
 
 
-@bp.post("/<name>:predict")
-@bp.post("/<name>/versions/1:predict")
-def predict(name: str) -> Response:
-    _check_name(name)
+@_routes("POST", ":predict")
+def predict(name: str, version: str | None = None, label: str | None = None) -> Response:
+    service = inference(name, version, label)
     body = read_json_body(strict_content_type=False)
     if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
         raise ApiError(400, "invalid_argument",
                        'Request body must be an object with either "instances" (row format) '
                        'or "inputs" (columnar format)')
-    service = inference()
     columnar = "inputs" in body
     values = body["inputs"] if columnar else body["instances"]
     if columnar and isinstance(values, dict):

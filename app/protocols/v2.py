@@ -2,9 +2,10 @@
 
 GET  /v2                              server metadata
 GET  /v2/health/live, /v2/health/ready
-GET  /v2/models/<name>[/versions/1]   model metadata
-GET  /v2/models/<name>[/versions/1]/ready
-POST /v2/models/<name>[/versions/1]/infer
+GET  /v2/models/<name>[/versions/<v>]   model metadata
+GET  /v2/models/<name>[/versions/<v>]/ready
+POST /v2/models/<name>[/versions/<v>]/infer
+POST /v2/repository/index              every model version and its state (repository extension)
 
 Inputs: one tensor named like the model's input, FP32 (the model's own input, already
 scaled) or UINT8 (raw 0-255 pixels, scaled like uploads) in the model's shape, or BYTES
@@ -23,11 +24,10 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.config import VERSION as SERVER_VERSION
 from app.protocols.bodies import read_json_body
-from app.protocols.context import inference
+from app.protocols.context import inference, repository
 from app.protocols.errors import ApiError, answer_errors_as_protocol
 from app.protocols.rows import check_row_count
 from app.protocols.tensors import (
-    MODEL_VERSION,
     OUTPUT_NAME,
     decode_b64,
     encoded_images,
@@ -38,19 +38,14 @@ bp = Blueprint("v2", __name__, url_prefix="/v2")
 answer_errors_as_protocol(bp)
 
 
-def _check_name(name: str, version: str | None = None) -> None:
-    if name != inference().classifier.name or version not in (None, MODEL_VERSION):
-        raise ApiError(404, "not_found", f"Request for unknown model: '{name}' version "
-                       f"{version or MODEL_VERSION} is not found")
-
-
 def _empty(status: int) -> Response:
     return Response(status=status)
 
 
 @bp.get("")
 def server_metadata() -> Response:
-    return jsonify({"name": "h5serve", "version": SERVER_VERSION, "extensions": ["classification"]})
+    return jsonify({"name": "h5serve", "version": SERVER_VERSION,
+                    "extensions": ["classification", "model_repository"]})
 
 
 @bp.get("/health/live")
@@ -60,16 +55,18 @@ def live() -> Response:
 
 @bp.get("/health/ready")
 def ready() -> Response:
-    return _empty(200 if inference().ready else 503)
+    table = repository().table
+    return _empty(200 if table and all(s.ready for m in table.values()
+                                       for s in m.versions.values()) else 503)
 
 
 @bp.get("/models/<name>")
 @bp.get("/models/<name>/versions/<version>")
 def model_metadata(name: str, version: str | None = None) -> Response:
-    _check_name(name, version)
-    service = inference()
+    service = inference(name, version)
+    versions = sorted(repository().table[name].versions) if name in repository().table else []
     return jsonify({
-        "name": name, "versions": [MODEL_VERSION], "platform": "keras_h5",
+        "name": name, "versions": [str(v) for v in versions], "platform": "keras_h5",
         "inputs": [{"name": service.classifier.input_name, "datatype": "FP32",
                     "shape": [-1, *service.spec.model_shape]}],
         "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32",
@@ -80,31 +77,42 @@ def model_metadata(name: str, version: str | None = None) -> Response:
 @bp.get("/models/<name>/ready")
 @bp.get("/models/<name>/versions/<version>/ready")
 def model_ready(name: str, version: str | None = None) -> Response:
-    _check_name(name, version)
-    return _empty(200 if inference().ready else 503)
+    return _empty(200 if inference(name, version).ready else 503)
 
 
 @bp.post("/models/<name>/infer")
 @bp.post("/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None) -> Response:
-    _check_name(name, version)
+    service = inference(name, version)
     if "Inference-Header-Content-Length" in request.headers:
         raise ApiError(400, "invalid_argument", "the binary tensor data extension is not "
                        "supported: send JSON tensors (tritonclient: binary_data=False)")
     body = read_json_body(strict_content_type=False)
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise ApiError(400, "invalid_argument", 'The body must be an object with an "inputs" list')
-    service = inference()
     if len(body["inputs"]) != 1 or not isinstance(body["inputs"][0], dict):
         raise ApiError(400, "invalid_argument",
                        f"expected exactly one input tensor, named "
                        f"{service.classifier.input_name!r}")
     probabilities = service.classify_model_input(_input_batch(body["inputs"][0]))
-    response: dict[str, Any] = {"model_name": name, "model_version": MODEL_VERSION,
+    response: dict[str, Any] = {"model_name": name, "model_version": str(service.version),
                                 "outputs": _outputs(body.get("outputs"), probabilities)}
     if "id" in body:
         response["id"] = body["id"]
     return jsonify(response)
+
+
+@bp.post("/repository/index")
+def repository_index() -> Response:
+    """Every version this worker knows: READY (served), LOADING, UNLOADING or UNAVAILABLE."""
+    served = {(m.name, v) for m in repository().table.values() for v in m.versions}
+    return jsonify([{"name": name, "version": str(version),
+                     "state": "READY" if (name, version) in served else
+                     _V2_STATES.get(state.state, "UNAVAILABLE"), "reason": state.error}
+                    for (name, version), state in sorted(repository().states.items())])
+
+
+_V2_STATES = {"LOADING": "LOADING", "UNLOADING": "UNLOADING"}
 
 
 def _input_batch(tensor: dict[str, Any]) -> np.ndarray:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.runtime.errors import Overloaded
-from app.runtime.offload import thread_runner
+from app.runtime.offload import ThreadRunner
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,9 @@ class MicroBatcher:
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
         self._buckets = bucket_sizes(max_batch_size)
-        self._offload = thread_runner(1)
+        self._offload = ThreadRunner(1)
         self._jobs: deque[_Job] = deque()
+        self._closed = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
         self._thread.start()
@@ -75,6 +76,8 @@ class MicroBatcher:
         """
         job = _Job(rows)
         with self._cond:
+            if self._closed:
+                raise Overloaded("The model version is being unloaded; retry.", retry_after_s=1)
             if len(self._jobs) >= self.max_queue:
                 raise Overloaded("The server is at capacity; retry in a moment.",
                                  retry_after_s=1)
@@ -82,15 +85,25 @@ class MicroBatcher:
             self._cond.notify()
         return job.future.result()
 
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Take no more jobs, finish the queued ones, end the loop (a version unloaded)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout_s)
+        self._offload.close()
+
     def _run(self) -> None:
-        while True:
-            batch = self._next_batch()
+        while (batch := self._next_batch()) is not None:
             self._execute(batch)
 
-    def _next_batch(self) -> list[_Job]:
-        """Block for the first job, then take more while they fit (and the delay allows)."""
+    def _next_batch(self) -> list[_Job] | None:
+        """Block for the first job, then take more while they fit (and the delay allows);
+        None once closed and drained."""
         with self._cond:
             while not self._jobs:
+                if self._closed:
+                    return None
                 self._cond.wait()
             batch = [self._jobs.popleft()]
             rows = len(batch[0].rows)

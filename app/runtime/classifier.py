@@ -36,8 +36,12 @@ class Classifier:
     """A served model with a life cycle: `load()`, then `predict(batch)`; `ready` between."""
 
     def __init__(self, path: Path, self_check: str = "refuse",
-                 examples_dir: Path | None = None) -> None:
+                 examples_dir: Path | None = None, name: str | None = None,
+                 version: int = 1, shared_card: Path | None = None) -> None:
         self.path = Path(path)
+        self.version = version
+        self._name = name  # the repository's name for it; else the card's or the file's
+        self._shared_card = shared_card
         self.self_check = self_check  # refuse | warn | off, for card examples with labels
         self._example_folders = [self.path.parent / "examples",
                                  *([examples_dir] if examples_dir else [])]
@@ -55,7 +59,7 @@ class Classifier:
 
     @property
     def name(self) -> str:
-        return self.card.name if self.card else self.path.stem
+        return self._name or (self.card.name if self.card else self.path.stem)
 
     @property
     def input_name(self) -> str:
@@ -70,7 +74,7 @@ class Classifier:
         """
         started = time.monotonic()
         try:
-            self.card = ModelCard.for_model(self.path)
+            self.card = ModelCard.for_model(self.path, self._shared_card)
         except ModelCardError as exc:
             raise ModelLoadError(str(exc)) from None
         loaded = load_keras_model(self.path)
@@ -100,8 +104,8 @@ class Classifier:
         self._check_examples(forward)
         self._forward = forward
         self.load_seconds = time.monotonic() - started
-        log.info("model %s ready in %.2f s: input %s, %d classes; scale %s (%s); output %s "
-                 "(%s); labels from %s", self.name, self.load_seconds,
+        log.info("model %s version %d ready in %.2f s: input %s, %d classes; scale %s (%s); "
+                 "output %s (%s); labels from %s", self.name, self.version, self.load_seconds,
                  self.image_spec.model_shape, len(self.output_spec.labels), scale.value,
                  scale.reason, head.value, head.reason, self.card.labels_from or "their indexes")
 
@@ -139,6 +143,7 @@ class Classifier:
 
         return {
             "name": self.name,
+            "version": self.version,
             "file": self.path.name,
             "description": self.card.description,
             "accuracy": self.card.accuracy,

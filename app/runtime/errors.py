@@ -26,3 +26,10 @@ class Overloaded(ServingError):
     def __init__(self, message: str, retry_after_s: int = 1) -> None:
         super().__init__("overloaded", message)
         self.retry_after_s = retry_after_s
+
+
+class UnknownModel(ServingError):
+    """No served model (or version, or version label) by that name."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("model_not_found", message)

@@ -15,7 +15,7 @@ from app.config import Settings
 from app.runtime.batcher import BatchObserver, MicroBatcher
 from app.runtime.classifier import Classifier
 from app.runtime.imaging import decode_image, maybe_invert
-from app.runtime.offload import thread_runner
+from app.runtime.offload import ThreadRunner
 from app.runtime.spec import ImageSpec
 
 # Uploads at least this big are decoded in a real thread: a 12 MP JPEG takes ~40 ms,
@@ -50,11 +50,25 @@ class InferenceService:
             raise RuntimeError("InferenceService needs a loaded classifier")
         self.classifier = classifier
         self.settings = settings
+        self.leases = 0  # requests holding it (app.runtime.repository drains them)
         self.batcher = MicroBatcher(classifier.predict,
                                     max_batch_size=settings.MAX_BATCH_SIZE,
                                     max_delay_s=settings.MAX_BATCH_DELAY_MS / 1000,
                                     max_queue=settings.MAX_QUEUE_SIZE, observer=observer)
-        self._decode_in_thread = thread_runner(max_threads=2)
+        self._decode_in_thread = ThreadRunner(max_threads=2)
+
+    @property
+    def name(self) -> str:
+        return self.classifier.name
+
+    @property
+    def version(self) -> int:
+        return self.classifier.version
+
+    def close(self) -> None:
+        """Finish queued work and stop the batcher: the version is being unloaded."""
+        self.batcher.close()
+        self._decode_in_thread.close()
 
     @property
     def spec(self) -> ImageSpec:

@@ -55,13 +55,15 @@ class ModelCard:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def for_model(cls, model_path: Path) -> ModelCard:
-        """Read `<stem>.json` beside the model, or return defaults named after the file.
+    def for_model(cls, model_path: Path, shared: Path | None = None) -> ModelCard:
+        """Read `<stem>.json` beside the model, else the repository's card for all of the
+        model's versions (`shared`), else return defaults named after the file.
 
         Without labels in a card, a `labels.txt` beside the model gives them (Teachable
         Machine exports ship one: "0 Rock" lines).
         """
-        card = cls._read(model_path)
+        own = model_path.with_suffix(".json")
+        card = cls._read(own if own.is_file() or shared is None else shared, model_path.stem)
         if card.labels is None:
             text = model_path.with_name("labels.txt")
             if text.is_file():
@@ -71,17 +73,16 @@ class ModelCard:
         return card
 
     @classmethod
-    def _read(cls, model_path: Path) -> ModelCard:
-        path = model_path.with_suffix(".json")
+    def _read(cls, path: Path, stem: str) -> ModelCard:
         if not path.is_file():
-            return cls(name=model_path.stem)
+            return cls(name=stem)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ModelCardError(f"model card {path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ModelCardError(f"model card {path} must hold a JSON object")
-        return cls.from_dict(data, default_name=model_path.stem, source=str(path))
+        return cls.from_dict(data, default_name=stem, source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], default_name: str, source: str = "card") -> ModelCard:
@@ -89,7 +90,8 @@ class ModelCard:
             return ModelCardError(f"{source}: {key!r} must be {expected}, got {data[key]!r}")
 
         known = {"name", "labels", "invert", "scale", "resize", "image_size", "color_mode",
-                 "description", "accuracy", "examples", "low_confidence"}
+                 "description", "accuracy", "examples", "low_confidence",
+                 "versions", "version_labels"}  # the last two: app.runtime.repository_layout
         labels = data.get("labels")
         if labels is not None and (not isinstance(labels, list) or not labels
                                    or not all(isinstance(x, str) for x in labels)):

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-Runner = Callable[..., Any]
 
-
-def _gevent_active() -> bool:
+def gevent_active() -> bool:
+    """True in a gunicorn gevent worker (threading monkey-patched)."""
     try:
         from gevent import monkey
     except ImportError:  # pragma: no cover - gevent is a hard dependency
@@ -23,11 +22,20 @@ def _gevent_active() -> bool:
     return bool(monkey.is_module_patched("threading"))
 
 
-def thread_runner(max_threads: int) -> Runner:
+class ThreadRunner:
     """`run(fn, *args)`: in one of `max_threads` real threads under gevent, else inline."""
-    if not _gevent_active():
-        return lambda fn, *args: fn(*args)
-    from gevent.threadpool import ThreadPool
 
-    pool = ThreadPool(max_threads)
-    return lambda fn, *args: pool.apply(fn, args)
+    def __init__(self, max_threads: int) -> None:
+        self._pool: Any = None
+        if gevent_active():
+            from gevent.threadpool import ThreadPool
+
+            self._pool = ThreadPool(max_threads)
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args) if self._pool is None else self._pool.apply(fn, args)
+
+    def close(self) -> None:
+        """Let the pool's threads end (a model version being unloaded)."""
+        if self._pool is not None:
+            self._pool.kill()

@@ -1,0 +1,162 @@
+"""Keep the served table in step with the models on disk: look, load, switch, unload.
+
+Each worker looks every MODEL_POLL_SECONDS on its own (not on SIGHUP: sent to gunicorn's
+master it restarts every worker). A new version is loaded and warmed in a real thread
+while the old one keeps serving, and traffic switches only once it is ready. A file
+must look the same twice in a row (size and mtime) before it is loaded, so a copy in
+progress is never read half-written. A version that fails to load, or fails its card's
+self-check, is refused with one log line and a metric, and what was served stays
+served until the policy's versions are all ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from app import metrics
+from app.config import Settings
+from app.runtime.inference import InferenceService
+from app.runtime.loading import ModelLoadError
+from app.runtime.model_card import ModelCard, ModelCardError
+from app.runtime.offload import ThreadRunner
+from app.runtime.repository import ModelRepository, ServedModel, VersionState
+from app.runtime.repository_layout import (
+    LayoutError,
+    ModelSource,
+    fingerprint,
+    scan,
+    single_file,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Rollout:
+    """Loads what the repository's layout and policies want into `repository`."""
+
+    def __init__(self, repository: ModelRepository, settings: Settings) -> None:
+        self.repository = repository
+        self.settings = settings
+        self._load_in_thread = ThreadRunner(1)
+        self._seen: dict[tuple[str, int], tuple[int, int] | None] = {}
+        self._failed: dict[tuple[str, int], tuple[int, int]] = {}
+        self._logged: set[str] = set()
+        self._room = settings.MAX_MODELS  # versions that may still be loaded in this look
+
+    def start(self) -> None:
+        """Load every wanted version before serving; then watch, if polling is on.
+
+        Raises ModelLoadError when nothing at all can be served.
+        """
+        self.reconcile(initial=True)
+        if not self.repository.table:
+            problems = [s.error for s in self.repository.states.values() if s.error]
+            raise ModelLoadError("; ".join(problems + sorted(self._logged))
+                                 or f"MODEL_REPOSITORY={self.settings.MODEL_REPOSITORY}: "
+                                    "no model files (.h5 or .keras) in it")
+        if self.settings.MODEL_PATH is None and self.settings.MODEL_POLL_SECONDS > 0:
+            threading.Thread(target=self._watch, name="model-watcher", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.settings.MODEL_POLL_SECONDS)
+            try:
+                self.reconcile()
+            except Exception:  # one bad look must not end the watching
+                log.exception("looking at MODEL_REPOSITORY failed; trying again")
+
+    def _sources(self) -> dict[str, ModelSource]:
+        path = self.settings.MODEL_PATH
+        if path is not None:
+            try:
+                name = ModelCard.for_model(path).name
+            except ModelCardError:
+                name = path.stem  # loading it will say what is wrong with the card
+            return single_file(path, name)
+        try:
+            sources, problems = scan(self.settings.MODEL_REPOSITORY)
+        except LayoutError as exc:
+            sources, problems = {}, [str(exc)]
+        for problem in set(problems) - self._logged:
+            log.error("model repository: %s", problem)
+        self._logged |= set(problems)
+        return sources
+
+    def reconcile(self, initial: bool = False) -> None:
+        """One look at the disk: load what is new, then publish the new table."""
+        before = self.repository.table
+        self._room = self.settings.MAX_MODELS - self.repository.count()  # old ones still held
+        table: dict[str, ServedModel] = {}
+        for name, source in self._sources().items():
+            wanted = source.wanted()
+            versions = dict(before[name].versions) if name in before else {}
+            for version, path in wanted.items():
+                if version not in versions and self._ready(name, version, path, initial):
+                    service = self._load(name, version, path, source.shared_card, versions,
+                                         initial)
+                    if service is not None:
+                        versions[version] = service
+            complete = set(wanted) <= set(versions)
+            versions = {v: s for v, s in versions.items()
+                        if v in source.files and (v in wanted or not complete)}
+            if versions:
+                table[name] = ServedModel(name, versions, source.version_labels)
+        if _served_ids(table) != _served_ids(before) or table.keys() != before.keys():
+            self.repository.publish(table)
+
+    def _ready(self, name: str, version: int, path: Path, initial: bool) -> bool:
+        """Not refused as it is, and (after start-up) unchanged since the last look."""
+        if initial:
+            return True
+        key = (name, version)
+        seen = fingerprint(path)
+        if seen is None or self._failed.get(key) == seen:
+            return False
+        if self._seen.get(key) != seen:
+            self._seen[key] = seen
+            log.info("model %s version %d found (%s); loading it once it stops changing",
+                     name, version, path)
+            return False
+        return True
+
+    def _load(self, name: str, version: int, path: Path, shared_card: Path | None,
+              served: dict[int, InferenceService], initial: bool) -> InferenceService | None:
+        """Load one version: inline before serving (TensorFlow's first import spawns
+        processes, which gevent allows only on its main loop), later in a real thread."""
+        key = (name, version)
+        if self._room <= 0:
+            return self._refuse(key, f"MAX_MODELS={self.settings.MAX_MODELS} versions are "
+                                "loaded already; raise MAX_MODELS if memory allows", served)
+        self.repository.states[key] = VersionState("LOADING")
+        try:
+            service = self.repository.load(name, version, path, shared_card,
+                                           None if initial else self._load_in_thread)
+        except Exception as exc:  # any broken file: h5py, Keras and TF raise many kinds
+            if self.settings.MODEL_PATH is not None:
+                raise
+            message = str(exc) if isinstance(exc, ModelLoadError) else \
+                f"{path}: {type(exc).__name__}: {exc}"
+            return self._refuse(key, message, served, fingerprint(path))
+        self.repository.states[key] = VersionState("AVAILABLE")
+        self._room -= 1
+        return service
+
+    def _refuse(self, key: tuple[str, int], message: str, served: dict[int, InferenceService],
+                seen: tuple[int, int] | None = None) -> None:
+        """Log and count a version not loaded. A broken file (`seen`) is retried only once
+        it changes; a version refused for room, at every look until there is room."""
+        if seen is not None:
+            self._failed[key] = seen
+        elif self.repository.states.get(key) == VersionState("END", message):
+            return None
+        self.repository.states[key] = VersionState("END", message)
+        metrics.record_load_failure(*key)
+        log.error("model %s version %d refused: %s%s", *key, message,
+                  f"; still serving version {max(served)}" if served else "")
+
+
+def _served_ids(table: dict[str, ServedModel]) -> set[int]:
+    return {id(s) for model in table.values() for s in model.versions.values()}

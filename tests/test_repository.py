@@ -1,0 +1,259 @@
+"""The model repository: several models and versions side by side, and roll-outs.
+
+The repository here holds the bundled model as a flat file and a toy brightness model in
+TF Serving's layout, whose version 2 answers the opposite of version 1, so each answer
+shows which version gave it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flask import Flask
+from helpers import encode
+from toy_models import brightness_model
+
+from app.config import DEFAULT_MODEL_PATH, Settings
+from app.runtime.errors import UnknownModel
+from app.runtime.repository import ModelRepository
+from app.runtime.repository_layout import LayoutError, VersionPolicy, scan
+from app.runtime.rollout import Rollout
+
+WHITE = encode(np.full((28, 28), 255, np.uint8))
+
+
+def _white() -> dict[str, tuple[io.BytesIO, str]]:
+    return {"image": (io.BytesIO(WHITE), "white.png")}
+
+
+def _bright_version(folder: Path, version: int) -> Path:
+    """Version 1 says "bright" for a white image, version 2 "dark"."""
+    target = folder / str(version)
+    target.mkdir(parents=True)
+    return brightness_model(target / "model.h5", (28, 28, 1), gain=20.0 if version == 1
+                            else -20.0)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("repository")
+    shutil.copy(DEFAULT_MODEL_PATH, root / "fashion.h5")
+    shutil.copy(DEFAULT_MODEL_PATH.with_suffix(".json"), root / "fashion.json")
+    for version in (1, 2):
+        _bright_version(root / "bright", version)
+    (root / "bright" / "bright.json").write_text(json.dumps({
+        "labels": ["dark", "bright"], "versions": {"specific": [1, 2]},
+        "version_labels": {"stable": 1, "canary": 2}}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_models(repo: Path) -> Flask:
+    from app import create_app
+
+    app = create_app({"MODEL_REPOSITORY": repo, "DEFAULT_MODEL": "fashion",
+                      "MODEL_POLL_SECONDS": 0})
+    app.testing = True
+    return app
+
+
+def test_the_layout_is_read_with_policies_and_labels(repo: Path) -> None:
+    sources, problems = scan(repo)
+    assert problems == [] and set(sources) == {"fashion", "bright"}
+    assert list(sources["fashion"].wanted()) == [1]
+    assert list(sources["bright"].wanted()) == [1, 2]
+    assert sources["bright"].version_labels == {"stable": 1, "canary": 2}
+
+
+@pytest.mark.parametrize(("value", "available", "served"), [
+    (None, [1, 2, 3], [3]),
+    ("latest", [3, 1], [3]),
+    ({"latest": 2}, [1, 2, 3], [2, 3]),
+    ("all", [2, 1], [1, 2]),
+    ({"specific": [1, 3]}, [1, 2, 3], [1, 3]),
+    ({"specific": [4]}, [1, 2], []),
+])
+def test_version_policies(value: object, available: list[int], served: list[int]) -> None:
+    assert VersionPolicy.parse(value, "card").select(available) == served
+
+
+@pytest.mark.parametrize("value", [{"latest": 0}, {"specific": []}, "newest", {"latest": True}])
+def test_a_bad_policy_names_the_card(value: object) -> None:
+    with pytest.raises(LayoutError, match='card: "versions" must be'):
+        VersionPolicy.parse(value, "card")
+
+
+def test_the_seed_routes_serve_the_default_model_unchanged(two_models: Flask) -> None:
+    response = two_models.test_client().post("/predictlabel", data={"image": (
+        (DEFAULT_MODEL_PATH.parent.parent / "static/examples/ankle_boot.png").open("rb"),
+        "a.png")})
+    assert response.status_code == 200
+    assert list(response.get_json()) == ["success", "most_probable_label", "predictions"]
+    assert response.get_json()["most_probable_label"] == "Ankle boot"
+    assert (response.headers["X-Model-Name"], response.headers["X-Model-Version"]) == \
+        ("fashion", "1")
+
+
+@pytest.mark.parametrize(("path", "version", "label"), [
+    ("/models/bright/predictlabel", "2", "dark"),  # latest
+    ("/models/bright/versions/1/predictlabel", "1", "bright"),
+    ("/models/bright/versions/2/predictlabel", "2", "dark"),
+])
+def test_each_model_and_version_by_its_own_route(two_models: Flask, path: str, version: str,
+                                                 label: str) -> None:
+    response = two_models.test_client().post(path, data=_white())
+    assert response.status_code == 200, response.get_json()
+    assert response.headers["X-Model-Version"] == version
+    assert response.get_json()["most_probable_label"] == label
+
+
+@pytest.mark.parametrize(("path", "version", "bright"), [
+    ("/v1/models/bright:predict", "2", 0.0),
+    ("/v1/models/bright/versions/1:predict", "1", 1.0),
+    ("/v1/models/bright/labels/stable:predict", "1", 1.0),
+    ("/v1/models/bright/labels/canary:predict", "2", 0.0),
+])
+def test_tf_serving_versions_and_labels(two_models: Flask, path: str, version: str,
+                                        bright: float) -> None:
+    response = two_models.test_client().post(path, json={"instances": [[[[1.0]] * 28] * 28]})
+    assert response.status_code == 200, response.get_json()
+    assert response.headers["X-Model-Version"] == version
+    assert round(response.get_json()["predictions"][0][1]) == bright
+
+
+def test_tf_serving_status_lists_every_version(two_models: Flask) -> None:
+    client = two_models.test_client()
+    status = client.get("/v1/models/bright").get_json()["model_version_status"]
+    assert [(s["version"], s["state"]) for s in status] == [("2", "AVAILABLE"),
+                                                            ("1", "AVAILABLE")]
+    one = client.get("/v1/models/bright/labels/stable").get_json()["model_version_status"]
+    assert [s["version"] for s in one] == ["1"]
+    missing = client.get("/v1/models/bright/versions/7")
+    assert missing.status_code == 404
+    assert missing.get_json()["error"].startswith("Servable not found for request: ")
+
+
+def test_v2_versions_metadata_and_the_repository_index(two_models: Flask) -> None:
+    client = two_models.test_client()
+    meta = client.get("/v2/models/bright").get_json()
+    assert meta["versions"] == ["1", "2"]
+    def white(version: str) -> dict[str, object]:
+        name = client.get(f"/v2/models/bright/versions/{version}").get_json()["inputs"][0]
+        return {"inputs": [{"name": name["name"], "datatype": "FP32",
+                            "shape": [1, 28, 28, 1], "data": [1.0] * 784}]}
+
+    answer = client.post("/v2/models/bright/versions/1/infer", json=white("1")).get_json()
+    assert answer["model_version"] == "1" and round(answer["outputs"][0]["data"][1]) == 1
+    latest = client.post("/v2/models/bright/infer", json=white("2")).get_json()
+    assert latest["model_version"] == "2"
+    assert client.get("/v2/models/fashion/versions/1/ready").status_code == 200
+    assert client.get("/v2/models/fashion/versions/2/ready").status_code == 404
+    index = client.post("/v2/repository/index").get_json()
+    assert [(i["name"], i["version"], i["state"]) for i in index] == [
+        ("bright", "1", "READY"), ("bright", "2", "READY"), ("fashion", "1", "READY")]
+
+
+def test_unknown_models_are_404_in_each_protocols_shape(two_models: Flask) -> None:
+    client = two_models.test_client()
+    seed = client.post("/models/nope/predictlabel", data=_white())
+    assert seed.status_code == 404 and seed.get_json()["error"]["code"] == "model_not_found"
+    assert "served: " in seed.get_json()["error"]["message"]
+    v2 = client.get("/v2/models/nope")
+    assert v2.status_code == 404 and "unknown model 'nope'" in v2.get_json()["error"]
+    label = client.post("/v1/models/bright/labels/beta:predict", json={"instances": [[0]]})
+    assert label.status_code == 404 and "label 'beta'" in label.get_json()["error"]
+
+
+def test_models_lists_what_is_served(two_models: Flask) -> None:
+    listed = two_models.test_client().get("/models").get_json()
+    assert listed["default"] == "fashion"
+    assert {m["name"]: m["versions"] for m in listed["models"]} == {"bright": [1, 2],
+                                                                    "fashion": [1]}
+    page = two_models.test_client().get("/?model=bright").get_data(as_text=True)
+    assert 'aria-current="page">bright<' in page and "/models/bright/predictlabel" in page
+
+
+# Roll-outs, one look at the disk at a time (the watcher calls the same `reconcile`).
+
+@pytest.fixture()
+def rollout(tmp_path: Path) -> tuple[Rollout, ModelRepository, Path]:
+    _bright_version(tmp_path / "bright", 1)
+    (tmp_path / "bright" / "bright.json").write_text(json.dumps({"labels": ["dark", "bright"]}))
+    settings = Settings.load({"MODEL_REPOSITORY": tmp_path, "MODEL_POLL_SECONDS": 0,
+                              "MAX_MODELS": 3})
+    models = ModelRepository(settings)
+    watcher = Rollout(models, settings)
+    watcher.start()
+    return watcher, models, tmp_path
+
+
+def _served(models: ModelRepository) -> dict[str, list[int]]:
+    return {name: sorted(m.versions) for name, m in models.table.items()}
+
+
+def test_a_new_version_is_loaded_once_it_stops_changing_then_the_old_one_drains(
+        rollout) -> None:
+    watcher, models, root = rollout
+    old = models.acquire("bright")  # a request still running on version 1
+    _bright_version(root / "bright", 2)
+    watcher.reconcile()
+    assert _served(models) == {"bright": [1]}, "first look: the file might still be copying"
+    (root / "bright" / "2" / "model.h5").touch()  # still changing
+    watcher.reconcile()
+    assert _served(models) == {"bright": [1]}
+    threading.Timer(0.5, models.release, [old]).start()  # that request ends in 0.5 s
+    started = time.monotonic()
+    watcher.reconcile()
+    assert _served(models) == {"bright": [2]}
+    assert time.monotonic() - started >= 0.5, "version 1 was closed only once drained"
+    assert models.states[("bright", 1)].state == "END" and not old.batcher.alive
+    assert models.acquire("bright").version == 2
+
+
+def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
+        rollout, caplog: pytest.LogCaptureFixture) -> None:
+    watcher, models, root = rollout
+    (root / "bright" / "2").mkdir()
+    (root / "bright" / "2" / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 500)
+    watcher.reconcile()
+    watcher.reconcile()
+    assert _served(models) == {"bright": [1]}
+    state = models.states[("bright", 2)]
+    assert state.state == "END" and "bright/2/model.h5" in state.error
+    assert "model bright version 2 refused" in caplog.text
+    assert "still serving version 1" in caplog.text
+    caplog.clear()
+    watcher.reconcile()
+    assert "refused" not in caplog.text, "an unchanged broken file is not retried"
+
+
+def test_a_removed_model_is_unloaded_and_then_unknown(rollout) -> None:
+    watcher, models, root = rollout
+    _bright_version(root / "other", 1)
+    watcher.reconcile()
+    watcher.reconcile()
+    assert _served(models) == {"bright": [1], "other": [1]}
+    shutil.rmtree(root / "other")
+    watcher.reconcile()
+    assert _served(models) == {"bright": [1]}
+    with pytest.raises(UnknownModel):
+        models.acquire("other")
+
+
+def test_max_models_refuses_with_a_clear_message(rollout) -> None:
+    watcher, models, root = rollout
+    for name in ("a", "b", "c"):
+        _bright_version(root / name, 1)
+    watcher.reconcile()
+    watcher.reconcile()
+    assert models.count() == 3
+    refused = [s.error for s in models.states.values() if s.state == "END"]
+    assert refused == ["MAX_MODELS=3 versions are loaded already; raise MAX_MODELS if "
+                       "memory allows"]

@@ -1,0 +1,161 @@
+"""Roll-outs under constant load through the real stack: not one request may fail.
+
+nginx (TLS) and gunicorn with two gevent workers serve a repository in a temporary
+folder while eight clients post images without pause. A new version appears (copied,
+then its folder renamed into place), then a broken one, then another model is removed.
+Every answer must be a 200 from the client's side, and the switch is timed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from helpers import encode
+from servers import ROOT, free_port
+from toy_models import brightness_model
+
+from app.config import DEFAULT_MODEL_PATH
+
+POLL_S = 1.0
+WHITE = encode(np.full((28, 28), 255, np.uint8))
+
+
+@dataclass
+class Load:
+    """Clients posting to one model's route until stopped: every answer recorded."""
+
+    url: str
+    cert: str
+    answers: list[tuple[float, int, str]] = field(default_factory=list)  # time, status, version
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def client(self) -> None:
+        session = requests.Session()
+        while not self.stop.is_set():
+            try:
+                response = session.post(self.url, files={"image": ("w.png", WHITE)},
+                                        verify=self.cert, timeout=30)
+            except requests.RequestException as exc:
+                self.failures.append(repr(exc))
+                session = requests.Session()
+                continue
+            self.answers.append((time.monotonic(), response.status_code,
+                                 response.headers.get("X-Model-Version", "")))
+            if response.status_code != 200:
+                self.failures.append(f"{response.status_code} {response.text[:200]}")
+
+    def since(self, moment: float) -> list[tuple[float, int, str]]:
+        return [a for a in list(self.answers) if a[0] >= moment]
+
+
+def _version(folder: Path, version: int) -> None:
+    """Copy-then-rename, as the README says: the folder appears complete."""
+    staging = folder.parent / f".staging-{folder.name}-{version}"
+    staging.mkdir()
+    brightness_model(staging / "model.h5", (28, 28, 1), gain=20.0 if version % 2 else -20.0)
+    staging.rename(folder / str(version))
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[tuple[str, str, Path, Path]]:
+    directory = Path(tempfile.mkdtemp(prefix="h5serve-rollout."))
+    repo = directory / "models"
+    (repo / "bright").mkdir(parents=True)
+    shutil.copy(DEFAULT_MODEL_PATH, repo / "fashion.h5")
+    shutil.copy(DEFAULT_MODEL_PATH.with_suffix(".json"), repo / "fashion.json")
+    _version(repo / "bright", 1)
+    (repo / "bright" / "bright.json").write_text(json.dumps({"labels": ["dark", "bright"]}))
+    shutil.copytree(repo / "bright", repo / "other")
+    (repo / "other" / "bright.json").rename(repo / "other" / "other.json")
+    (directory / "stack").mkdir()
+    ports = {"APP_PORT": free_port(), "HTTP_PORT": free_port(), "HTTPS_PORT": free_port()}
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()},
+           "STACK_DIR": str(directory / "stack"), "STACK_STATE": str(directory / "state"),
+           "VENV": sys.prefix, "WORKERS": "2", "GRACEFUL_TIMEOUT": "5",
+           "MODEL_REPOSITORY": str(repo), "DEFAULT_MODEL": "fashion",
+           "MODEL_POLL_SECONDS": str(POLL_S), "RATE_LIMIT": "5000r/s"}  # load, not abuse
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(ROOT / "scripts" / "stack.sh"), command], env=env,
+                              capture_output=True, text=True, timeout=180)
+
+    started = run("up")
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield (f"https://127.0.0.1:{ports['HTTPS_PORT']}",
+               str(directory / "stack" / "certs" / "fullchain.pem"), repo,
+               directory / "stack" / "logs" / "app.log")
+    finally:
+        assert run("down").returncode == 0
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wait(predicate, timeout: float, what: str, log: Path) -> float:
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, \
+            f"{what}: not within {timeout} s; app log (no access lines):\n" + "\n".join(
+                line for line in log.read_text().splitlines() if '" 200 ' not in line)
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_new_broken_and_removed_versions_under_load_fail_no_request(stack) -> None:
+    url, cert, repo, app_log = stack
+    load = Load(url + "/models/bright/predictlabel", cert)
+    clients = [threading.Thread(target=load.client) for _ in range(8)]
+    for client in clients:
+        client.start()
+    try:
+        _wait(lambda: len(load.answers) > 50, 30, "first answers", app_log)
+        assert {a[2] for a in load.answers} == {"1"}
+
+        appeared = time.monotonic()
+        _version(repo / "bright", 2)
+        switch = _wait(lambda: {a[2] for a in load.since(time.monotonic() - 0.5)} == {"2"},
+                       4 * POLL_S + 10, "version 2 served",
+                       app_log) - 0.5
+        print(f"\nnew version served by both workers {switch:.2f} s after it appeared "
+              f"(poll {POLL_S:g} s)")
+        assert switch <= 2 * POLL_S + 1.5, "served within 2 poll periods (+ load time)"
+        assert any(a[2] == "1" for a in load.answers if a[0] >= appeared - 1)
+
+        broken = repo / "bright" / "3"
+        broken.mkdir()
+        (broken / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 4096)
+        _wait(lambda: app_log.read_text().count("model bright version 3 refused") >= 2,
+              4 * POLL_S + 10, "version 3 refused by both workers", app_log)
+        time.sleep(POLL_S)
+        assert {a[2] for a in load.since(time.monotonic() - POLL_S)} == {"2"}
+
+        assert requests.get(url + "/models/other", verify=cert, timeout=10).status_code == 200
+        shutil.rmtree(repo / "other")
+        _wait(lambda: requests.get(url + "/models/other", verify=cert,
+                                   timeout=10).status_code == 404
+              and requests.get(url + "/models/other", verify=cert, timeout=10).status_code
+              == 404, 4 * POLL_S + 10, "model other unloaded by both workers", app_log)
+        gone = requests.post(url + "/models/other/predictlabel",
+                             files={"image": ("w.png", WHITE)}, verify=cert, timeout=10)
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "model_not_found"
+        time.sleep(POLL_S)
+    finally:
+        load.stop.set()
+        for client in clients:
+            client.join(timeout=60)
+    print(f"{len(load.answers)} requests during the roll-outs, {len(load.failures)} failed")
+    assert load.failures == []
+    assert len(load.answers) > 200
