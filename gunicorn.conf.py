@@ -58,15 +58,14 @@ def _preflight():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from app.config import Settings
     from app.runtime.model_file import check_model_file
-    from app.runtime.repository_layout import scan
+    from app.runtime.repository_layout import check_repository
 
     try:
         settings = Settings.load()
         if settings.MODEL_PATH is not None:
             check_model_file(settings.MODEL_PATH)
-        elif not scan(settings.MODEL_REPOSITORY)[0]:
-            raise ValueError(f"MODEL_REPOSITORY={settings.MODEL_REPOSITORY}: no model in it "
-                             "(models/<name>.h5, or models/<name>/<version>/<file>.h5)")
+        else:
+            check_repository(settings.MODEL_REPOSITORY)
     except ValueError as exc:
         sys.exit(f"h5serve: cannot start: {exc}")
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]

@@ -6,11 +6,12 @@
 #   scripts/stack.sh down     stop both by PID (SIGTERM, then SIGKILL after a grace period)
 #   scripts/stack.sh status   say whether they run
 #   scripts/stack.sh stop-app | start-app   stop or start gunicorn alone (nginx stays up),
-#                             e.g. to load a new model: MODEL_PATH=... scripts/stack.sh start-app
+#                             (new model versions need neither: they roll in from
+#                             MODEL_REPOSITORY while serving)
 #   scripts/stack.sh render TEMPLATE OUT   render a template as the official nginx image does
 #
-# Environment: APP_PORT (15000), HTTP_PORT (18080), HTTPS_PORT (18443), MODEL_PATH,
-# WORKERS, SERVER_NAME (localhost), TLS_CERT/TLS_KEY (default: a self-signed certificate
+# Environment: APP_PORT (15000), HTTP_PORT (18080), HTTPS_PORT (18443), MODEL_REPOSITORY,
+# MODEL_PATH, WORKERS, SERVER_NAME (localhost), TLS_CERT/TLS_KEY (default: a self-signed certificate
 # made on the first run), RATE_LIMIT (50r/s), RATE_LIMIT_BURST (100), MAX_INFLIGHT
 # (128), STACK_DIR (where
 # pids, logs and the nginx prefix go; default: a new directory under /tmp), STACK_STATE

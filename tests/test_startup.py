@@ -26,6 +26,8 @@ def _bad_settings(tmp_path: Path) -> dict[str, tuple[dict[str, str], str]]:
     text.write_text("not a model")
     pointer = tmp_path / "lfs.h5"
     pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 9\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
     return {
         "missing": ({"MODEL_PATH": str(tmp_path / "cats_vs_dogs.h5")}, "no such file"),
         "directory": ({"MODEL_PATH": str(tmp_path)}, "not a file"),
@@ -34,11 +36,18 @@ def _bad_settings(tmp_path: Path) -> dict[str, tuple[dict[str, str], str]]:
         "bad-number": ({"MAX_BATCH_SIZE": "lots"}, "invalid value for MAX_BATCH_SIZE"),
         "metrics-dir": ({"PROMETHEUS_MULTIPROC_DIR": "/proc/h5serve-metrics"},
                         "PROMETHEUS_MULTIPROC_DIR=/proc/h5serve-metrics"),
+        "empty-repository": ({"MODEL_REPOSITORY": str(empty)}, "no model in it"),
+        "broken-repository": ({"MODEL_REPOSITORY": str(tmp_path)},
+                              f"no servable model: {pointer}: a Git LFS pointer"),
+        "no-repository": ({"MODEL_REPOSITORY": str(tmp_path / "nope")}, "not a folder"),
+        "bad-poll": ({"MODEL_POLL_SECONDS": "-1"}, "MODEL_POLL_SECONDS must not be negative"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing", "directory", "text", "lfs-pointer", "bad-number",
-                                  "metrics-dir"])
+                                  "metrics-dir", "empty-repository", "broken-repository",
+                                  "no-repository",
+                                  "bad-poll"])
 def test_a_wrong_setting_fails_in_one_line_before_any_worker(tmp_path: Path, case: str) -> None:
     env, reason = _bad_settings(tmp_path)[case]
     result = _start(tmp_path, **env)

@@ -18,9 +18,9 @@ class ModelFileError(ValueError):
     """The model path cannot be served; the message says why and what to do."""
 
 
-def check_model_file(path: Path) -> None:
+def check_model_file(path: Path, where: str = "") -> None:
     """Raise ModelFileError unless `path` is a readable HDF5 (.h5) or zip (.keras) file."""
-    where = f"MODEL_PATH={path}"
+    where = where or f"MODEL_PATH={path}"
     if not path.exists():
         raise ModelFileError(f"{where}: no such file (put the model in models/ or set "
                              "MODEL_PATH to its path)")

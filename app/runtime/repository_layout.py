@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.runtime.model_file import ModelFileError, check_model_file
+
 MODEL_SUFFIXES = (".h5", ".keras")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -157,6 +159,23 @@ def _version_labels(value: Any, where: str) -> dict[str, int]:
 
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_repository(root: Path) -> None:
+    """Raise LayoutError unless at least one model under `root` looks servable (for the
+    gunicorn master: reads a few bytes per file, imports no TensorFlow)."""
+    sources, problems = scan(root)
+    for source in sources.values():
+        for path in source.wanted().values():
+            try:
+                check_model_file(path, where=str(path))
+                return
+            except ModelFileError as exc:
+                problems.append(str(exc))
+    if not problems:
+        raise LayoutError(f"MODEL_REPOSITORY={root}: no model in it (models/<name>.h5, or "
+                          "models/<name>/<version>/<file>.h5)")
+    raise LayoutError(f"MODEL_REPOSITORY={root}: no servable model: {'; '.join(problems)}")
 
 
 def fingerprint(path: Path) -> tuple[int, int] | None:
