@@ -257,3 +257,46 @@ def test_max_models_refuses_with_a_clear_message(rollout) -> None:
     refused = [s.error for s in models.states.values() if s.state == "END"]
     assert refused == ["MAX_MODELS=3 versions are loaded already; raise MAX_MODELS if "
                        "memory allows"]
+
+
+def test_one_busy_model_does_not_starve_another(rollout) -> None:
+    """Model "busy" stuck mid-batch with a full queue: it alone answers 503."""
+    from app.runtime.errors import Overloaded
+
+    watcher, models, root = rollout
+    _bright_version(root / "busy", 1)
+    watcher.reconcile()
+    watcher.reconcile()
+    busy, free = models.acquire("busy"), models.acquire("bright")
+    release = threading.Event()
+    forward = busy.batcher._predict
+    busy.batcher._predict = lambda rows: release.wait(30) and forward(rows)
+    white = np.full((1, 28, 28, 1), 255, np.uint8)
+    stuck = [threading.Thread(target=busy.classify_pixels, args=(white,))
+             for _ in range(busy.settings.MAX_QUEUE_SIZE + 1)]  # one running, the rest queued
+    for thread in stuck:
+        thread.start()
+    try:
+        _wait_until(lambda: len(busy.batcher._jobs) == busy.settings.MAX_QUEUE_SIZE)
+        with pytest.raises(Overloaded):
+            busy.classify_pixels(white)
+        assert free.classify_pixels(white).argmax() == 1  # "bright", at once
+    finally:
+        release.set()
+        for thread in stuck:
+            thread.join(30)
+
+
+def _wait_until(predicate, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_metrics_carry_model_and_version(two_models: Flask) -> None:
+    client = two_models.test_client()
+    client.post("/models/bright/versions/1/predictlabel", data=_white())
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'h5serve_batch_size_count{model="bright",version="1"}' in text
+    assert 'h5serve_model_info{file="model.h5",keras=' in text and 'model="bright"' in text
