@@ -34,7 +34,9 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # %(h)s is the client address: with TRUST_PROXY=true, ProxyFix has already replaced
 # nginx's address with the client's from X-Forwarded-For. Request time in ms.
-access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms xff="%({x-forwarded-for}i)s" "%(a)s" %(p)s'
+# key=: the API key's name (app.http.auth), never the key; "-" with AUTH=off.
+access_log_format = ('%(h)s "%(r)s" %(s)s %(B)s %(M)sms xff="%({x-forwarded-for}i)s" "%(a)s" '
+                     '%(p)s key=%({h5serve.caller}e)s')
 
 # One model copy per worker: split the cores between workers rather than
 # letting every worker's TensorFlow start a thread per core.
@@ -57,6 +59,7 @@ def _preflight():
     """
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from app.config import Settings
+    from app.http.keys import KeyFile
     from app.runtime.model_file import check_model_file
     from app.runtime.repository_layout import check_repository
 
@@ -66,8 +69,14 @@ def _preflight():
             check_model_file(settings.MODEL_PATH)
         else:
             check_repository(settings.MODEL_REPOSITORY)
+        if settings.AUTH == "keys":
+            KeyFile(settings.API_KEYS_FILE)
     except ValueError as exc:
         sys.exit(f"h5serve: cannot start: {exc}")
+    host = bind.rsplit(":", 1)[0].strip("[]")
+    if settings.AUTH == "off" and host not in ("127.0.0.1", "::1", "localhost"):
+        print(f"h5serve: warning: listening on {bind} with AUTH=off: anyone who reaches "
+              "it can use every model (README: Access control)", file=sys.stderr)
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     try:
         os.makedirs(metrics_dir, exist_ok=True)

@@ -54,6 +54,8 @@ class Settings:
     TRUST_PROXY: bool = False
     LOG_LEVEL: str = "INFO"
     SELF_CHECK: str = "refuse"
+    AUTH: str = "off"  # off | keys: API keys from API_KEYS_FILE on every model endpoint
+    API_KEYS_FILE: Path | None = None
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None,
@@ -89,6 +91,13 @@ class Settings:
         for name in ("MAX_BATCH_DELAY_MS", "MODEL_POLL_SECONDS"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.AUTH not in ("off", "keys"):
+            raise ValueError(f"AUTH must be off or keys, got {self.AUTH!r}")
+        if self.AUTH == "keys" and self.API_KEYS_FILE is None:
+            raise ValueError("AUTH=keys needs API_KEYS_FILE, the file of keys (README)")
+        if self.AUTH == "keys" and "*" in self.cors_origins:
+            raise ValueError("with AUTH=keys, CORS_ORIGINS must list the origins allowed to "
+                             "call with a key (or be empty), not '*'")
         if self.SELF_CHECK not in ("refuse", "warn", "off"):
             raise ValueError(f"SELF_CHECK must be refuse, warn or off, got {self.SELF_CHECK!r}")
 

@@ -12,7 +12,8 @@
 #
 # Environment: APP_PORT (15000), HTTP_PORT (18080), HTTPS_PORT (18443), MODEL_REPOSITORY,
 # MODEL_PATH, WORKERS, SERVER_NAME (localhost), TLS_CERT/TLS_KEY (default: a self-signed certificate
-# made on the first run), RATE_LIMIT (50r/s), RATE_LIMIT_BURST (100), MAX_INFLIGHT
+# made on the first run), RATE_LIMIT (50r/s), RATE_LIMIT_BURST (100), KEY_RATE_LIMIT (50r/s),
+# KEY_RATE_LIMIT_BURST (100), MAX_INFLIGHT
 # (128), STACK_DIR (where
 # pids, logs and the nginx prefix go; default: a new directory under /tmp), STACK_STATE
 # (file recording STACK_DIR; default run/stack.dir), VENV (.venv).
@@ -111,6 +112,7 @@ up() {
     PUBLIC_HTTPS_PORT=${PUBLIC_HTTPS_PORT:-$HTTPS_PORT} \
     MAX_BODY_MIB=${MAX_BODY_MIB:-15} RATE_LIMIT=${RATE_LIMIT:-50r/s} \
     RATE_LIMIT_BURST=${RATE_LIMIT_BURST:-100} MAX_INFLIGHT=${MAX_INFLIGHT:-128} \
+    KEY_RATE_LIMIT=${KEY_RATE_LIMIT:-50r/s} KEY_RATE_LIMIT_BURST=${KEY_RATE_LIMIT_BURST:-100} \
     PROXY_READ_TIMEOUT=${PROXY_READ_TIMEOUT:-60s} \
     STATIC_ROOT=$dir/static ACME_ROOT=$dir/acme
   render nginx/templates/default.conf.template "$dir/conf.d/default.conf"

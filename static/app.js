@@ -5,6 +5,9 @@
 
 (() => {
   const form = document.getElementById("upload-form");
+  // With AUTH=keys the form asks for an API key; it is kept for this tab only.
+  const keyInput = document.getElementById("api-key");
+  if (keyInput && !keyInput.value) keyInput.value = sessionStorage.getItem("h5serve-api-key") || "";
   if (!form || !window.fetch || !window.DataTransfer) return;
 
   const input = document.getElementById("image-input");
@@ -123,9 +126,12 @@
     button.textContent = "Classifying…";
     const started = performance.now();
     try {
-      const response = await fetch(form.dataset.api, {
-        method: "POST", body, headers: { Accept: "application/json" },
-      });
+      const headers = { Accept: "application/json" };
+      if (keyInput?.value) {
+        headers["X-API-Key"] = keyInput.value;
+        sessionStorage.setItem("h5serve-api-key", keyInput.value);  // this tab only
+      }
+      const response = await fetch(form.dataset.api, { method: "POST", body, headers });
       const answer = await response.json().catch(() => null);
       if (!response.ok || !answer || !answer.success) {
         showError(answer?.error?.message || `The server answered ${response.status}; try again.`);

@@ -71,6 +71,7 @@ def loopback_env(cert: tuple[str, str], prefix: Path) -> dict[str, str]:
             "TLS_CERT": cert[0], "TLS_KEY": cert[1], "HTTP_PORT": "18080",
             "HTTPS_PORT": "18443", "PUBLIC_HTTPS_PORT": "18443", "MAX_BODY_MIB": "15",
             "RATE_LIMIT": "50r/s", "RATE_LIMIT_BURST": "100", "MAX_INFLIGHT": "128",
+            "KEY_RATE_LIMIT": "50r/s", "KEY_RATE_LIMIT_BURST": "100",
             "PROXY_READ_TIMEOUT": "60s",
             "STATIC_ROOT": str(ROOT / "static"), "ACME_ROOT": str(prefix)}
 

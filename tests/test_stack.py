@@ -51,7 +51,8 @@ def stack() -> Iterator[Stack]:
     ports = {"APP_PORT": free_port(), "HTTP_PORT": free_port(), "HTTPS_PORT": free_port()}
     env = {**os.environ, **{k: str(v) for k, v in ports.items()},
            "STACK_DIR": str(directory), "STACK_STATE": str(directory / "state"),
-           "VENV": sys.prefix, "WORKERS": "1", "GRACEFUL_TIMEOUT": "5", "MAX_INFLIGHT": "6"}
+           "VENV": sys.prefix, "WORKERS": "1", "GRACEFUL_TIMEOUT": "5", "MAX_INFLIGHT": "6",
+           "KEY_RATE_LIMIT": "2r/s", "KEY_RATE_LIMIT_BURST": "5"}
     stack = Stack(directory, env, f"https://127.0.0.1:{ports['HTTPS_PORT']}",
                   f"http://127.0.0.1:{ports['HTTP_PORT']}",
                   str(directory / "certs" / "fullchain.pem"))
@@ -209,6 +210,21 @@ def test_rate_limit_answers_429_json(stack: Stack) -> None:
     assert limited, "the burst of 100 was exceeded, some requests must be limited"
     assert json.loads(limited[0].text)["error"]["code"] == "too_many_requests"
     assert limited[0].headers["Retry-After"] == "1"
+
+
+def test_one_key_is_limited_on_its_own(stack: Stack) -> None:
+    """KEY_RATE_LIMIT holds per key, whichever header carries it: a leaked key that floods
+    is refused (429 JSON) while another key and key-less requests still pass."""
+    def ask(headers: dict[str, str]) -> int:
+        return requests.get(stack.https + "/healthz", headers=headers, verify=stack.cert,
+                            timeout=30).status_code
+
+    flood = [ask({"X-API-Key": "leaked-key-0123456789"}) for _ in range(20)]
+    assert flood.count(429) >= 10 and flood[:5] == [200] * 5, flood
+    bearer = [ask({"Authorization": "Bearer leaked-key-0123456789"}) for _ in range(20)]
+    assert bearer.count(429) >= 10, bearer
+    assert ask({"X-API-Key": "another-key-0123456789"}) == 200
+    assert ask({}) == 200
 
 
 def test_requests_beyond_max_inflight_are_shed_with_fast_503_json(stack: Stack) -> None:

@@ -18,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import metrics
 from app.config import PROJECT_ROOT, Settings, mebibytes
 from app.http import pages
+from app.http.auth import install_auth
 from app.http.cli import register_commands
 from app.http.errors import register_error_handlers
 from app.http.requests import InMemoryRequest
@@ -36,6 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the seed response's key order
     app.jinja_env.filters["mebibytes"] = mebibytes
+    install_auth(app, settings)  # before the models: a bad keys file fails at once
     init_models(app, settings)
     instrument_requests(app)
     register_blueprints(app, settings)

@@ -43,6 +43,7 @@ def _page(**context: object) -> str:
                            action=url_for("pages.upload", model=chosen),
                            api=url_for("api.predict_label", name=chosen) if chosen
                            else url_for("api.predict_label"),
+                           auth=service.settings.AUTH == "keys",
                            max_bytes=service.settings.MAX_CONTENT_LENGTH,
                            max_pixels=service.settings.MAX_IMAGE_PIXELS,
                            examples=_examples(), **context)

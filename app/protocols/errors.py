@@ -47,10 +47,11 @@ def as_api_error(error: ApiError | ServingError) -> ApiError:
     return ApiError(400, error.code, error.message)
 
 
-def protocol_error(error: ApiError | ServingError) -> tuple[Response, int]:
-    """The error shape of TF Serving and the Open Inference Protocol: {"error": message}."""
+def protocol_error(error: ApiError | ServingError) -> tuple[Response, int, dict[str, str]]:
+    """The error shape of TF Serving and the Open Inference Protocol: {"error": message},
+    with the error's headers (Retry-After, WWW-Authenticate)."""
     api_error = as_api_error(error)
-    return jsonify({"error": api_error.message}), api_error.status
+    return jsonify({"error": api_error.message}), api_error.status, api_error.headers
 
 
 def answer_errors_as_protocol(bp: Blueprint) -> None:
