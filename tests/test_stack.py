@@ -227,6 +227,15 @@ def test_one_key_is_limited_on_its_own(stack: Stack) -> None:
     assert ask({}) == 200
 
 
+@pytest.mark.parametrize("headers", [{"X-API-Key": "k" * 9000},
+                                     {"Authorization": "Bearer " + "k" * 20000}])
+def test_a_huge_key_header_gets_nginx_400_json(stack: Stack, headers: dict[str, str]) -> None:
+    response = requests.get(stack.https + "/model", headers=headers, verify=stack.cert,
+                            timeout=30)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "header_too_large"
+
+
 def test_requests_beyond_max_inflight_are_shed_with_fast_503_json(stack: Stack) -> None:
     """MAX_INFLIGHT=6 here: 16 slow requests at once, the excess answered 503 by nginx."""
     rows = {"input": [[0] * 784] * 1024}  # ~0.3 s of inference each
