@@ -34,9 +34,10 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # %(h)s is the client address: with TRUST_PROXY=true, ProxyFix has already replaced
 # nginx's address with the client's from X-Forwarded-For. Request time in ms.
-# key=: the API key's name (app.http.auth), never the key; "-" with AUTH=off.
+# key=: the API key's name (app.http.auth), never the key; "-" with AUTH=off. cert=: the
+# client certificate's subject nginx verified on its mTLS port ("-" elsewhere).
 access_log_format = ('%(h)s "%(r)s" %(s)s %(B)s %(M)sms xff="%({x-forwarded-for}i)s" "%(a)s" '
-                     '%(p)s key=%({h5serve.caller}e)s')
+                     '%(p)s key=%({h5serve.caller}e)s cert="%({x-client-cert-subject}i)s"')
 
 # One model copy per worker: split the cores between workers rather than
 # letting every worker's TensorFlow start a thread per core.

@@ -16,5 +16,10 @@ for template in /etc/nginx/templates/*.template; do
   echo "entrypoint: rendering $template to $prefix/conf.d/$name" >&2
   /etc/nginx/h5serve/render-templates.sh "$template" "$prefix/conf.d/$name"
 done
+if [ -n "${TLS_CLIENT_CA:-}" ]; then  # client certificates on MTLS_PORT (nginx/mtls/)
+  echo "entrypoint: client certificates from $TLS_CLIENT_CA on port ${MTLS_PORT:-8443}" >&2
+  MTLS_PORT=${MTLS_PORT:-8443} /etc/nginx/h5serve/render-templates.sh \
+    /etc/nginx/h5serve/mtls.conf.template "$prefix/conf.d/mtls.conf"
+fi
 nginx -q -t -p "$prefix/" -e stderr -c nginx.conf
 exec nginx -p "$prefix/" -e stderr -c nginx.conf -g 'daemon off;'

@@ -13,7 +13,8 @@
 # Environment: APP_PORT (15000), HTTP_PORT (18080), HTTPS_PORT (18443), MODEL_REPOSITORY,
 # MODEL_PATH, WORKERS, SERVER_NAME (localhost), TLS_CERT/TLS_KEY (default: a self-signed certificate
 # made on the first run), RATE_LIMIT (50r/s), RATE_LIMIT_BURST (100), KEY_RATE_LIMIT (50r/s),
-# KEY_RATE_LIMIT_BURST (100), MAX_INFLIGHT
+# KEY_RATE_LIMIT_BURST (100), TLS_CLIENT_CA and MTLS_PORT (18444: client certificates),
+# MAX_INFLIGHT
 # (128), STACK_DIR (where
 # pids, logs and the nginx prefix go; default: a new directory under /tmp), STACK_STATE
 # (file recording STACK_DIR; default run/stack.dir), VENV (.venv).
@@ -116,6 +117,10 @@ up() {
     PROXY_READ_TIMEOUT=${PROXY_READ_TIMEOUT:-60s} \
     STATIC_ROOT=$dir/static ACME_ROOT=$dir/acme
   render nginx/templates/default.conf.template "$dir/conf.d/default.conf"
+  render nginx/templates/https-server.inc.template "$dir/conf.d/https-server.inc"
+  if [ -n "${TLS_CLIENT_CA:-}" ]; then  # client certificates on their own port
+    MTLS_PORT=${MTLS_PORT:-18444} render nginx/mtls/mtls.conf.template "$dir/conf.d/mtls.conf"
+  fi
   cp nginx/nginx.conf "$dir/nginx.conf"
   nginx -q -t -p "$dir/" -e logs/error.log -c nginx.conf
 

@@ -46,6 +46,7 @@ class Stack:
         engine.compose_env = {
             "PUBLISH_IP": "127.0.0.1", "HTTP_PUBLISH_PORT": str(self.http_port),
             "HTTPS_PUBLISH_PORT": str(self.https_port), "SUBNET": str(subnet),
+            "MTLS_PUBLISH_PORT": str(free_port()),
             "APP_IP": self.app_ip, "NGINX_IP": self.nginx_ip}
         self.https = f"https://127.0.0.1:{self.https_port}"
         self.up_seconds = 0.0

@@ -21,6 +21,8 @@ import yaml
 from servers import ROOT, VENV_BIN
 
 TEMPLATE = ROOT / "nginx" / "templates" / "default.conf.template"
+INCLUDE = ROOT / "nginx" / "templates" / "https-server.inc.template"  # the HTTPS server body
+MTLS = ROOT / "nginx" / "mtls" / "mtls.conf.template"
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
@@ -51,16 +53,20 @@ def cert(prefix: Path) -> tuple[str, str]:
     return str(prefix / "certs" / "fullchain.pem"), str(prefix / "certs" / "privkey.pem")
 
 
-def render(env: dict[str, str], out: Path) -> str:
-    """Render the template with scripts/stack.sh's envsubst step (the image's logic)."""
-    subprocess.run([str(ROOT / "scripts" / "stack.sh"), "render", str(TEMPLATE), str(out)],
-                   check=True, env={"PATH": os.environ["PATH"], **env}, capture_output=True)
-    return out.read_text()
+def render(env: dict[str, str], out: Path, template: Path = TEMPLATE) -> str:
+    """Render a template with scripts/stack.sh's envsubst step (the image's logic); the
+    HTTPS server body it includes goes beside `out`, as https-server.inc."""
+    for source, target in ((template, out), (INCLUDE, out.parent / "https-server.inc")):
+        subprocess.run([str(ROOT / "scripts" / "stack.sh"), "render", str(source),
+                        str(target)], check=True, env={"PATH": os.environ["PATH"], **env},
+                       capture_output=True)
+    return out.read_text() + (out.parent / "https-server.inc").read_text()
 
 
 def nginx_t(prefix: Path, conf: Path) -> subprocess.CompletedProcess[str]:
     (prefix / "conf.d").mkdir(exist_ok=True)
     shutil.copy(conf, prefix / "conf.d" / "default.conf")
+    shutil.copy(conf.parent / "https-server.inc", prefix / "conf.d" / "https-server.inc")
     shutil.copy(ROOT / "nginx" / "nginx.conf", prefix / "nginx.conf")
     return subprocess.run(["nginx", "-t", "-p", f"{prefix}/", "-e", "logs/error.log",
                            "-c", "nginx.conf"], capture_output=True, text=True)
@@ -117,7 +123,8 @@ def test_an_unset_variable_fails_the_render(prefix: Path, cert: tuple[str, str])
 
 
 def test_compose_envsubst_filter_names_exactly_the_template_variables() -> None:
-    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", TEMPLATE.read_text()))
+    used = {name for template in (TEMPLATE, INCLUDE, MTLS)
+            for name in re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", template.read_text())}
     pattern = _compose_env("nginx")["NGINX_ENVSUBST_FILTER"]
     assert set(re.fullmatch(r"\^\((.*)\)\$", pattern).group(1).split("|")) == used
     assert used <= set(_compose_env("nginx")), "compose defines every template variable"
