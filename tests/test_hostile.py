@@ -19,7 +19,8 @@ def test_the_corpus_is_big_enough() -> None:
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_hostile_input_gets_its_exact_answer(fashion_app, case: Case) -> None:
     client = fashion_app.test_client()
-    headers = {"Content-Type": case.content_type} if case.content_type else {}
+    headers = {**case.headers,
+                       **({"Content-Type": case.content_type} if case.content_type else {})}
     response = client.post(case.path, data=case.body, headers=headers)
     assert response.status_code == case.status, response.get_data(as_text=True)[:300]
     body = response.get_json()

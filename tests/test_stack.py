@@ -209,7 +209,8 @@ def test_hostile_corpus_through_nginx(stack: Stack) -> None:
     cases = corpus(15 * 1024 * 1024, 1024, 50_000_000)
     with requests.Session() as session:
         for case in cases:
-            headers = {"Content-Type": case.content_type} if case.content_type else {}
+            headers = {**case.headers,
+                       **({"Content-Type": case.content_type} if case.content_type else {})}
             response = session.post(stack.https + case.path, data=case.body, headers=headers,
                                     verify=stack.cert, timeout=60)
             assert response.status_code == case.status, (case.name, response.text[:300])
