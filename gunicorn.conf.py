@@ -37,7 +37,11 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # key=: the API key's name (app.http.auth), never the key; "-" with AUTH=off. cert=: the
 # client certificate's subject nginx verified on its mTLS port ("-" elsewhere).
 access_log_format = ('%(h)s "%(r)s" %(s)s %(B)s %(M)sms xff="%({x-forwarded-for}i)s" "%(a)s" '
-                     '%(p)s key=%({h5serve.caller}e)s cert="%({x-client-cert-subject}i)s"')
+                     '%(p)s key=%({h5serve.caller}e)s cert="%({x-client-cert-subject}i)s" '
+                     'rid=%({x-request-id}o)s')
+# LOG_FORMAT=json: the access log as JSON lines on stdout, beside the app's (app.http.logs).
+if os.environ.get("LOG_FORMAT", "text") == "json":
+    logger_class = "app.http.gunicorn_logging.JsonLogger"
 
 # One model copy per worker: split the cores between workers rather than
 # letting every worker's TensorFlow start a thread per core.

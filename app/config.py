@@ -53,6 +53,9 @@ class Settings:
     CORS_ORIGINS: str = "*"
     TRUST_PROXY: bool = False
     LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: str = "text"  # text (stderr, for people) | json (stdout, one object a line)
+    PREDICTION_LOG: str = "off"  # off | stdout | a file path: sampled predictions, JSON lines
+    PREDICTION_LOG_SAMPLE: float = 1.0  # the share of predictions logged, 0.0-1.0
     SELF_CHECK: str = "refuse"
     AUTH: str = "off"  # off | keys: API keys from API_KEYS_FILE on every model endpoint
     API_KEYS_FILE: Path | None = None
@@ -91,6 +94,10 @@ class Settings:
         for name in ("MAX_BATCH_DELAY_MS", "MODEL_POLL_SECONDS"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if not 0 <= self.PREDICTION_LOG_SAMPLE <= 1:
+            raise ValueError("PREDICTION_LOG_SAMPLE must be from 0.0 to 1.0")
+        if self.LOG_FORMAT not in ("text", "json"):
+            raise ValueError(f"LOG_FORMAT must be text or json, got {self.LOG_FORMAT!r}")
         if self.AUTH not in ("off", "keys"):
             raise ValueError(f"AUTH must be off or keys, got {self.AUTH!r}")
         if self.AUTH == "keys" and self.API_KEYS_FILE is None:

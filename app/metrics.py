@@ -49,6 +49,16 @@ MODEL_INFO = Gauge("h5serve_model_info",
 MODEL_LOAD_FAILURES = Counter("h5serve_model_load_failures_total",
                               "Model versions refused: unreadable, wrong shape, failed "
                               "self-check or no room (MAX_MODELS)", _MODEL)
+PREDICTION_CONFIDENCE = Histogram("h5serve_prediction_confidence",
+                                  "Top-1 probability of each prediction", _MODEL,
+                                  buckets=(.1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .99, 1))
+PREDICTED_LABELS = Counter("h5serve_predicted_label_total", "Predictions by top-1 label",
+                           [*_MODEL, "label"])
+LOW_CONFIDENCE = Counter("h5serve_low_confidence_total",
+                         "Predictions whose top-1 probability is under the card's "
+                         "low_confidence", _MODEL)
+PREDICTION_LOG_DROPPED = Counter("h5serve_prediction_log_dropped_total",
+                                 "Prediction log lines dropped: the writer fell behind")
 _INFO_LABELS: dict[tuple[str, str], tuple[str, ...]] = {}
 
 
@@ -74,6 +84,21 @@ def record_model(info: dict[str, Any], load_seconds: float) -> None:
     _INFO_LABELS[key] = (*key, info["file"], info["versions"]["keras_library"],
                          info["versions"]["tensorflow"])
     MODEL_INFO.labels(*_INFO_LABELS[key]).set(1)
+
+
+def record_predictions(model: str, version: int, labels: tuple[str, ...],
+                       probabilities: Any, low_confidence: float) -> None:
+    """Every answered row: its confidence, its label, and whether it was unsure."""
+    key = (model, str(version))
+    confidence = PREDICTION_CONFIDENCE.labels(*key)
+    unsure = 0
+    for row in probabilities:
+        top = int(row.argmax())
+        confidence.observe(float(row[top]))
+        PREDICTED_LABELS.labels(*key, labels[top]).inc()
+        unsure += float(row[top]) < low_confidence
+    if unsure:
+        LOW_CONFIDENCE.labels(*key).inc(unsure)
 
 
 def record_unload(model: str, version: int) -> None:

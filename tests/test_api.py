@@ -213,7 +213,9 @@ def test_a_full_queue_is_503_with_retry_after_on_every_door(
         {"name": served(app).classifier.input_name, "datatype": "UINT8",
          "shape": [1, 28, 28, 1], "data": [0] * 784}]})
     assert (v2.status_code, v2.get_json()) == (
-        503, {"error": "The server is at capacity; retry in a moment."})
+        503, {"error": "The server is at capacity; retry in a moment.",
+              "request_id": v2.headers["X-Request-ID"]})
+    assert v2.headers["Retry-After"] == "1"
     page = client.post("/", data={"image": (io.BytesIO(WHITE), "w.png")},
                        content_type="multipart/form-data")
     assert page.status_code == 503 and "at capacity" in page.get_data(as_text=True)

@@ -125,7 +125,7 @@ def test_every_closed_route_refuses_without_a_right_key(secured: Flask,
         assert response.headers.get("WWW-Authenticate") == 'Bearer realm="h5serve"', url
         body = response.get_json()
         if endpoint.startswith(("tfserving.", "v2.")):
-            assert list(body) == ["error"] and "API key" in body["error"], url
+            assert list(body) == ["error", "request_id"] and "API key" in body["error"], url
         else:
             assert body["success"] is False and body["error"]["code"] == "unauthorized", url
         assert ALICE[:-1] not in response.get_data(as_text=True)

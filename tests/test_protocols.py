@@ -85,7 +85,7 @@ def test_tfserving_columnar_inputs(client, samples) -> None:
 def test_tfserving_errors(client, path, body, status, fragment) -> None:
     response = client.post(path, json=body)
     assert response.status_code == status
-    assert list(response.get_json()) == ["error"]
+    assert list(response.get_json()) == ["error", "request_id"]
     assert fragment in response.get_json()["error"]
 
 
@@ -147,4 +147,5 @@ def test_protocols_refuse_more_rows_than_max_predict_rows(client, path, body, wh
     response = client.post(path, json=body)
     assert response.status_code == 413
     assert response.get_json() == {
-        "error": f"{what} has 1025 rows; the limit is 1024 per request."}
+        "error": f"{what} has 1025 rows; the limit is 1024 per request.",
+        "request_id": response.headers["X-Request-ID"]}

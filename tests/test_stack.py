@@ -135,7 +135,8 @@ def test_body_over_the_limit_gets_nginx_413_json(stack: Stack, path: str) -> Non
     assert response.status_code == 413
     assert response.json()["error"] == {
         "code": "payload_too_large",
-        "message": "Request body is too large: the limit is 15 MiB."}
+        "message": "Request body is too large: the limit is 15 MiB.",
+        "request_id": response.headers["X-Request-ID"]}
 
 
 def test_the_upload_page_keeps_an_html_413(stack: Stack) -> None:
@@ -280,6 +281,23 @@ def test_the_mtls_port_wants_a_client_certificate(stack: Stack, tmp_path: Path) 
     plain = requests.post(stack.https + "/predictlabel", files=image, verify=stack.cert,
                           timeout=30, headers={"X-Client-Cert-Subject": "CN=forged"})
     assert plain.status_code == 200 and "CN=forged" not in stack.app_log()
+
+
+def test_a_request_id_runs_through_nginx_the_app_and_the_answer(stack: Stack) -> None:
+    mine = "support-ticket-4711.a"
+    answered = requests.post(stack.https + "/predictlabel", verify=stack.cert, timeout=30,
+                             files={"image": EXAMPLE.read_bytes()},
+                             headers={"X-Request-ID": mine})
+    assert answered.status_code == 200 and answered.headers["X-Request-ID"] == mine
+    failed = requests.post(stack.https + "/predictlabel", verify=stack.cert, timeout=30,
+                           files={"image": b"not an image"}, headers={"X-Request-ID": "bad id!"})
+    made = failed.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made), "a malformed ID is replaced by nginx's own"
+    assert failed.json()["error"]["request_id"] == made
+    time.sleep(0.5)  # access logs are written after the response
+    nginx_log = (stack.dir / "logs" / "access.log").read_text()
+    for rid in (mine, made):
+        assert f"rid={rid}" in nginx_log and f"rid={rid}" in stack.app_log()
 
 
 def test_requests_beyond_max_inflight_are_shed_with_fast_503_json(stack: Stack) -> None:

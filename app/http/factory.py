@@ -6,7 +6,6 @@ model is loaded after the fork, never in the master.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,8 +20,10 @@ from app.http import pages
 from app.http.auth import install_auth
 from app.http.cli import register_commands
 from app.http.errors import register_error_handlers
+from app.http.logs import configure_logging
 from app.http.requests import InMemoryRequest
-from app.protocols import context, seed, tfserving, v2
+from app.protocols import context, request_ids, seed, tfserving, v2
+from app.runtime.prediction_log import PredictionLog
 from app.runtime.repository import ModelRepository
 from app.runtime.rollout import Rollout
 
@@ -30,13 +31,14 @@ from app.runtime.rollout import Rollout
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the service: settings, model, routes, error handlers, proxy trust."""
     settings = load_config(config)
-    configure_logging(settings)
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     app = Flask("app", static_folder=str(PROJECT_ROOT / "static"),
                 template_folder=str(PROJECT_ROOT / "templates"))
     app.request_class = InMemoryRequest
     app.config.update(MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the seed response's key order
     app.jinja_env.filters["mebibytes"] = mebibytes
+    request_ids.install(app)  # first: every later hook, log line and error has the ID
     install_auth(app, settings)  # before the models: a bad keys file fails at once
     init_models(app, settings)
     instrument_requests(app)
@@ -52,18 +54,14 @@ def load_config(overrides: Mapping[str, Any] | None) -> Settings:
     return Settings.load(overrides)
 
 
-def configure_logging(settings: Settings) -> None:
-    """Log to stderr (gunicorn and Docker collect it) unless a handler is already set."""
-    logging.basicConfig(level=settings.LOG_LEVEL.upper(),
-                        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
-    logging.getLogger("app").setLevel(settings.LOG_LEVEL.upper())
-
-
 def init_models(app: Flask, settings: Settings) -> None:
     """Load and warm every served model version once per process (MODEL_PATH's one file,
     or MODEL_REPOSITORY's models), then keep watching the repository for new versions.
     Fails fast with a clear message when nothing can be served."""
-    models = ModelRepository(settings, examples_dir=PROJECT_ROOT / "static" / "examples")
+    predictions = PredictionLog(settings.PREDICTION_LOG, settings.PREDICTION_LOG_SAMPLE,
+                                request_id=request_ids.current)
+    models = ModelRepository(settings, examples_dir=PROJECT_ROOT / "static" / "examples",
+                             prediction_log=predictions)
     Rollout(models, settings).start()
     context.install(app, models)
 

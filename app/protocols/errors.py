@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from app.protocols import request_ids
 from app.runtime.errors import Overloaded, ServingError, UnknownModel
 
 
@@ -26,7 +27,8 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def to_dict(self) -> dict[str, object]:
-        return {"success": False, "error": {"code": self.code, "message": self.message}}
+        return {"success": False, "error": {"code": self.code, "message": self.message,
+                                            "request_id": request_ids.current()}}
 
 
 # What a route may raise for a client to read: caught by the error handlers of the app
@@ -51,7 +53,8 @@ def protocol_error(error: ApiError | ServingError) -> tuple[Response, int, dict[
     """The error shape of TF Serving and the Open Inference Protocol: {"error": message},
     with the error's headers (Retry-After, WWW-Authenticate)."""
     api_error = as_api_error(error)
-    return jsonify({"error": api_error.message}), api_error.status, api_error.headers
+    return (jsonify({"error": api_error.message, "request_id": request_ids.current()}),
+            api_error.status, api_error.headers)
 
 
 def answer_errors_as_protocol(bp: Blueprint) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
+from app.protocols import request_ids
 from app.protocols.bodies import read_json_body
 from app.protocols.context import inference, repository
 from app.protocols.errors import ApiError, answer_errors_as_protocol
@@ -38,7 +39,8 @@ answer_errors_as_protocol(bp)
 @bp.errorhandler(UnknownModel)
 def _servable_not_found(error: UnknownModel) -> tuple[Response, int]:
     """TF Serving's own words first, which its clients' logs and scripts look for."""
-    return jsonify({"error": f"Servable not found for request: {error.message}"}), 404
+    return jsonify({"error": f"Servable not found for request: {error.message}",
+                    "request_id": request_ids.current()}), 404
 
 
 def _dims(shape: tuple[int | None, ...]) -> dict[str, object]:

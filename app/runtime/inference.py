@@ -16,6 +16,7 @@ from app.runtime.batcher import BatchObserver, MicroBatcher
 from app.runtime.classifier import Classifier
 from app.runtime.imaging import decode_image, maybe_invert
 from app.runtime.offload import ThreadRunner
+from app.runtime.prediction_log import PredictionLog
 from app.runtime.spec import ImageSpec
 
 # Uploads at least this big are decoded in a real thread: a 12 MP JPEG takes ~40 ms,
@@ -45,12 +46,14 @@ class InferenceService:
     """A loaded classifier behind its micro-batcher."""
 
     def __init__(self, classifier: Classifier, settings: Settings,
-                 observer: BatchObserver | None = None) -> None:
+                 observer: BatchObserver | None = None,
+                 prediction_log: PredictionLog | None = None) -> None:
         if not classifier.ready:
             raise RuntimeError("InferenceService needs a loaded classifier")
         self.classifier = classifier
         self.settings = settings
         self.leases = 0  # requests holding it (app.runtime.repository drains them)
+        self.prediction_log = prediction_log
         self.batcher = MicroBatcher(classifier.predict,
                                     max_batch_size=settings.MAX_BATCH_SIZE,
                                     max_delay_s=settings.MAX_BATCH_DELAY_MS / 1000,
@@ -95,13 +98,23 @@ class InferenceService:
 
     def classify_image(self, data: bytes) -> Prediction:
         """Classify one encoded image file."""
-        probabilities = self.classify_pixels(self.preprocess_image(data)[None])
-        return Prediction(self.labels, probabilities[0])
+        batch = self.spec.to_model_input(self.preprocess_image(data)[None])
+        return Prediction(self.labels, self._classify(batch, image=data)[0])
 
     def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(N, H, W, C) pixels, 0-255 -> probabilities (N, classes)."""
-        return self.classify_model_input(self.spec.to_model_input(pixels))
+        return self._classify(self.spec.to_model_input(pixels))
 
     def classify_model_input(self, batch: np.ndarray) -> np.ndarray:
         """A float32 batch already in the model's input shape -> probabilities."""
-        return self.batcher.submit(batch)
+        return self._classify(batch)
+
+    def _classify(self, batch: np.ndarray, image: bytes | None = None) -> np.ndarray:
+        """The batcher's answer, recorded for the quality metrics and prediction log."""
+        probabilities = self.batcher.submit(batch)
+        if self.prediction_log is not None:
+            assert self.classifier.card is not None
+            self.prediction_log.record(self.name, self.version, self.labels, probabilities,
+                                       self.classifier.card.low_confidence, image,
+                                       tuple(batch.shape))
+        return probabilities

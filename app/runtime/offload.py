@@ -39,3 +39,16 @@ class ThreadRunner:
         """Let the pool's threads end (a model version being unloaded)."""
         if self._pool is not None:
             self._pool.kill()
+
+
+def start_real_thread(fn: Callable[[], None]) -> None:
+    """Run `fn` for the life of the process in a real OS thread (also under gevent,
+    where `threading.Thread` would be a greenlet that a blocking write stalls)."""
+    if gevent_active():
+        from gevent import get_hub
+
+        get_hub().threadpool.spawn(fn)
+    else:
+        import threading
+
+        threading.Thread(target=fn, name=getattr(fn, "__name__", "worker"), daemon=True).start()

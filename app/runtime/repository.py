@@ -22,6 +22,7 @@ from app.runtime.classifier import Classifier
 from app.runtime.errors import UnknownModel
 from app.runtime.inference import InferenceService
 from app.runtime.offload import ThreadRunner
+from app.runtime.prediction_log import PredictionLog
 
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_S = 60.0
@@ -55,9 +56,11 @@ class VersionState:
 class ModelRepository:
     """The served table, leases on its versions, and each version's state."""
 
-    def __init__(self, settings: Settings, examples_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings, examples_dir: Path | None = None,
+                 prediction_log: PredictionLog | None = None) -> None:
         self.settings = settings
         self.examples_dir = examples_dir
+        self.prediction_log = prediction_log  # shared by every version
         self._table: dict[str, ServedModel] = {}
         self.states: dict[tuple[str, int], VersionState] = {}
         self._lock = threading.Lock()
@@ -86,7 +89,8 @@ class ModelRepository:
                                 shared_card=shared_card)
         (run or _inline)(classifier.load)
         service = InferenceService(classifier, self.settings,
-                                   observer=metrics.batch_observer(name, version))
+                                   observer=metrics.batch_observer(name, version),
+                                   prediction_log=self.prediction_log)
         metrics.record_model(classifier.describe(), classifier.load_seconds or 0.0)
         return service
 

@@ -1,0 +1,52 @@
+"""How the app logs: text for people (the default) or JSON lines (LOG_FORMAT=json).
+
+Text goes to stderr, as before. JSON goes to stdout, one object per line, beside
+gunicorn's access log (app.http.gunicorn_logging), so a log shipper reads one clean
+stream; TensorFlow's C++ lines are written to stderr by TensorFlow itself, as plain text,
+and never mix into it. Every line written while a request runs names its request ID.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+from app.protocols.request_ids import RequestIdFilter
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s [%(request_id)s]: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, pid, request_id, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": iso_time(record.created), "level": record.levelname,
+                 "logger": record.name, "pid": record.process,
+                 "request_id": getattr(record, "request_id", "-"),
+                 "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def iso_time(seconds: float) -> str:
+    """UTC, to the millisecond: 2026-12-01T21:00:00.123Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
+        f".{int(seconds * 1000) % 1000:03d}Z"
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """Install (or replace) the app's one handler on the root logger."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "h5serve", False)]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stdout if log_format == "json" else sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json"
+                         else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(RequestIdFilter())
+    handler.h5serve = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    logging.getLogger("app").setLevel(level.upper())
