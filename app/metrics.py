@@ -49,6 +49,8 @@ MODEL_INFO = Gauge("h5serve_model_info",
 MODEL_LOAD_FAILURES = Counter("h5serve_model_load_failures_total",
                               "Model versions refused: unreadable, wrong shape, failed "
                               "self-check or no room (MAX_MODELS)", _MODEL)
+WORKER_STARTS = Counter("h5serve_worker_starts_total",
+                        "Worker processes that started the app (dead workers' counts stay)")
 PREDICTION_CONFIDENCE = Histogram("h5serve_prediction_confidence",
                                   "Top-1 probability of each prediction", _MODEL,
                                   buckets=(.1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .99, 1))
@@ -84,6 +86,11 @@ def record_model(info: dict[str, Any], load_seconds: float) -> None:
     _INFO_LABELS[key] = (*key, info["file"], info["versions"]["keras_library"],
                          info["versions"]["tensorflow"])
     MODEL_INFO.labels(*_INFO_LABELS[key]).set(1)
+    # Every series at 0 from the start: rate() and ratios need a point before traffic.
+    PREDICTION_CONFIDENCE.labels(*key)
+    LOW_CONFIDENCE.labels(*key)
+    for label in info["labels"]:
+        PREDICTED_LABELS.labels(*key, label)
 
 
 def record_predictions(model: str, version: int, labels: tuple[str, ...],

@@ -25,6 +25,7 @@ if [ "$mode" = dev ]; then
       /usr/bin/openssl:openssl \
       /usr/bin/curl:curl \
       /usr/bin/wrk:wrk \
+      /usr/bin/promtool:prometheus \
       /usr/bin/chromium:chromium; do
     [ -e "${pair%%:*}" ] || apt_packages+=("${pair##*:}")
   done
@@ -41,8 +42,16 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
     fi
   fi
   $sudo apt-get update -qq
+  # Packages with a daemon (nginx, prometheus) must not start it on install: the tests
+  # start their own, on loopback, and stop them. policy-rc.d 101 is Debian's "don't".
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$guard" >/dev/null && $sudo chmod +x "$guard"
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     "${apt_packages[@]}" >/dev/null
+  [ -z "$guard" ] || $sudo rm -f "$guard"
 fi
 
 install() {  # install VENV REQUIREMENTS STAMP_NAME [NO_DEPS_FILE]: pip only when files changed

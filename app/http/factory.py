@@ -46,6 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     apply_proxy_fix(app, settings)
     register_commands(app)
+    metrics.WORKER_STARTS.inc()
     return app
 
 
