@@ -148,8 +148,14 @@ def test_compose_addresses_and_ports_agree() -> None:
 
 
 def test_only_nginx_publishes_ports_and_mounts_are_read_only() -> None:
+    """Beyond nginx, only the monitoring profile publishes, and only on the loopback."""
     services = COMPOSE["services"]
-    assert [name for name, s in services.items() if "ports" in s] == ["nginx"]
+    default = {name for name, s in services.items() if "profiles" not in s}
+    assert [name for name in default if "ports" in services[name]] == ["nginx"]
+    for name, service in services.items():
+        if "profiles" in service:
+            assert service["profiles"] == ["monitoring"]
+            assert all(port.startswith("127.0.0.1:") for port in service["ports"]), name
     assert all(":ro" in v for v in services["app"]["volumes"])
     assert all(":ro" in v for v in services["nginx"]["volumes"])
     assert services["nginx"]["depends_on"]["app"]["condition"] == "service_healthy"
