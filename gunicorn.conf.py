@@ -53,6 +53,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Prometheus multiprocess mode: every worker writes its metrics to files here and
 # /metrics sums them. Set before any worker imports prometheus_client; emptied at start.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="h5serve-metrics."))
+# State the workers of this master share: models unloaded by a repository request
+# (app.runtime.hidden_models). Fresh per master: a restart serves everything on disk.
+os.environ.setdefault("H5SERVE_STATE_DIR", tempfile.mkdtemp(prefix="h5serve-state."))
 
 
 def _preflight():

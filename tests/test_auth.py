@@ -124,7 +124,7 @@ def test_every_closed_route_refuses_without_a_right_key(secured: Flask,
         assert response.status_code == 401, (method, url)
         assert response.headers.get("WWW-Authenticate") == 'Bearer realm="h5serve"', url
         body = response.get_json()
-        if endpoint.startswith(("tfserving.", "v2.")):
+        if endpoint.startswith(("tfserving.", "v2.", "v2_repository.")):
             assert list(body) == ["error", "request_id"] and "API key" in body["error"], url
         else:
             assert body["success"] is False and body["error"]["code"] == "unauthorized", url

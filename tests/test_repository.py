@@ -300,3 +300,55 @@ def test_metrics_carry_model_and_version(two_models: Flask) -> None:
     text = client.get("/metrics").get_data(as_text=True)
     assert 'h5serve_batch_size_count{model="bright",version="1"}' in text
     assert 'h5serve_model_info{file="model.h5",keras=' in text and 'model="bright"' in text
+
+
+ADMIN, USER = "ops-key-0123456789abcdef", "alice-key-0123456789abcdef"
+
+
+@pytest.fixture()
+def admin_app(tmp_path: Path) -> Flask:
+    from app import create_app
+
+    _bright_version(tmp_path / "models" / "bright", 1)
+    shutil.copy(DEFAULT_MODEL_PATH, tmp_path / "models" / "fashion.h5")
+    keys = tmp_path / "api-keys"
+    keys.write_text(f"ops {ADMIN} admin\nalice {USER}\n")
+    app = create_app({"MODEL_REPOSITORY": tmp_path / "models", "MODEL_POLL_SECONDS": 0,
+                      "AUTH": "keys", "API_KEYS_FILE": keys, "CORS_ORIGINS": ""})
+    app.testing = True
+    return app
+
+
+def test_repository_unload_and_load_need_an_admin_key(admin_app: Flask) -> None:
+    client = admin_app.test_client()
+    unload = "/v2/repository/models/bright/unload"
+    assert client.post(unload).status_code == 401
+    refused = client.post(unload, headers={"X-API-Key": USER})
+    assert refused.status_code == 403 and "marked admin" in refused.get_json()["error"]
+    assert client.post(unload, headers={"X-API-Key": ADMIN}).status_code == 200
+    user = {"X-API-Key": USER}
+    assert client.post("/models/bright/predictlabel", data=_white(),
+                       headers=user).status_code == 404
+    assert client.post("/models/fashion/predictlabel", data=_white(),
+                       headers=user).status_code == 200
+    assert client.post("/v2/repository/models/bright/load",
+                       headers={"X-API-Key": ADMIN}).status_code == 200
+    again = client.post("/models/bright/predictlabel", data=_white(), headers=user)
+    assert again.status_code == 200 and again.get_json()["most_probable_label"] == "1"
+    missing = client.post("/v2/repository/models/nope/load", headers={"X-API-Key": ADMIN})
+    assert missing.status_code == 404 and list(missing.get_json()) == ["error", "request_id"]
+
+
+def test_without_keys_the_repository_cannot_be_changed(two_models: Flask) -> None:
+    response = two_models.test_client().post("/v2/repository/models/bright/unload")
+    assert response.status_code == 403 and "AUTH=keys" in response.get_json()["error"]
+
+
+def test_an_unload_reaches_the_other_workers_through_the_shared_file(tmp_path: Path) -> None:
+    from app.runtime.hidden_models import HiddenModels
+
+    one, other = HiddenModels(str(tmp_path)), HiddenModels(str(tmp_path))
+    one.set("cats", True)
+    assert other.names() == {"cats"}
+    other.set("cats", False)
+    assert one.names() == set()

@@ -22,7 +22,7 @@ from app.http.cli import register_commands
 from app.http.errors import register_error_handlers
 from app.http.logs import configure_logging
 from app.http.requests import InMemoryRequest
-from app.protocols import context, request_ids, seed, tfserving, v2
+from app.protocols import context, request_ids, seed, tfserving, v2, v2_repository
 from app.runtime.prediction_log import PredictionLog
 from app.runtime.repository import ModelRepository
 from app.runtime.rollout import Rollout
@@ -63,8 +63,9 @@ def init_models(app: Flask, settings: Settings) -> None:
                                 request_id=request_ids.current)
     models = ModelRepository(settings, examples_dir=PROJECT_ROOT / "static" / "examples",
                              prediction_log=predictions)
-    Rollout(models, settings).start()
-    context.install(app, models)
+    watcher = Rollout(models, settings)
+    watcher.start()
+    context.install(app, models, watcher)
 
 
 def instrument_requests(app: Flask) -> None:
@@ -85,10 +86,10 @@ def instrument_requests(app: Flask) -> None:
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
     """HTML pages and the JSON APIs; CORS only on the JSON APIs."""
-    for blueprint in (pages.bp, seed.bp, tfserving.bp, v2.bp):
+    for blueprint in (pages.bp, seed.bp, tfserving.bp, v2.bp, v2_repository.bp):
         app.register_blueprint(blueprint)
     if settings.cors_origins:
-        CORS(app, resources={r"/predict.*": {}, r"/model": {}, r"/v[12]/.*": {}},
+        CORS(app, resources={r"/predict.*": {}, r"/models?(/.*)?": {}, r"/v[12]/.*": {}},
              origins=settings.cors_origins, supports_credentials=False,
              send_wildcard=settings.cors_origins == ["*"])
 

@@ -14,13 +14,15 @@ from flask import Flask, Response, current_app, g
 from app.runtime.errors import UnknownModel
 from app.runtime.inference import InferenceService
 from app.runtime.repository import ModelRepository
+from app.runtime.rollout import Rollout
 
 _EXTENSION = "h5serve"
 
 
-def install(app: Flask, models: ModelRepository) -> None:
+def install(app: Flask, models: ModelRepository, rollout: Rollout) -> None:
     """Make `models` the repository the app's routes use; leases end with the request."""
     app.extensions[_EXTENSION] = models
+    app.extensions[_EXTENSION + ".rollout"] = rollout
 
     @app.after_request
     def _name_the_model(response: Response) -> Response:
@@ -40,6 +42,11 @@ def install(app: Flask, models: ModelRepository) -> None:
 def repository() -> ModelRepository:
     """The worker's model repository, set up by the app factory."""
     return current_app.extensions[_EXTENSION]
+
+
+def rollout() -> Rollout:
+    """What keeps the repository in step with the disk (for load/unload requests)."""
+    return current_app.extensions[_EXTENSION + ".rollout"]
 
 
 def inference(name: str | None = None, version: int | str | None = None,

@@ -77,6 +77,10 @@ def _v2(model: str) -> dict[str, Any]:
             "summary": "Model repository: every version and its state",
             "responses": {"200": _json({"type": "array", "items": {
                 "type": "object", "required": ["name", "version", "state", "reason"]}})}}},
+        **{f"/v2/repository/models/{{name}}/{verb}": {"post": {
+            "summary": f"Model repository: {verb} a model (an admin key)",
+            "parameters": [name], "responses": _responses(health, 400, 403, 404)}}
+           for verb in ("load", "unload")},
     }
     for prefix, params in (("/v2/models/{name}", [name]),
                            ("/v2/models/{name}/versions/{version}", [name, _VERSION])):

@@ -5,7 +5,6 @@ GET  /v2/health/live, /v2/health/ready
 GET  /v2/models/<name>[/versions/<v>]   model metadata
 GET  /v2/models/<name>[/versions/<v>]/ready
 POST /v2/models/<name>[/versions/<v>]/infer
-POST /v2/repository/index              every model version and its state (repository extension)
 
 Inputs: one tensor named like the model's input, FP32 (the model's own input, already
 scaled) or UINT8 (raw 0-255 pixels, scaled like uploads) in the model's shape, or BYTES
@@ -100,19 +99,6 @@ def infer(name: str, version: str | None = None) -> Response:
     if "id" in body:
         response["id"] = body["id"]
     return jsonify(response)
-
-
-@bp.post("/repository/index")
-def repository_index() -> Response:
-    """Every version this worker knows: READY (served), LOADING, UNLOADING or UNAVAILABLE."""
-    served = {(m.name, v) for m in repository().table.values() for v in m.versions}
-    return jsonify([{"name": name, "version": str(version),
-                     "state": "READY" if (name, version) in served else
-                     _V2_STATES.get(state.state, "UNAVAILABLE"), "reason": state.error}
-                    for (name, version), state in sorted(repository().states.items())])
-
-
-_V2_STATES = {"LOADING": "LOADING", "UNLOADING": "UNLOADING"}
 
 
 def _input_batch(tensor: dict[str, Any]) -> np.ndarray:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app import metrics
 from app.config import Settings
+from app.runtime.hidden_models import HiddenModels
 from app.runtime.inference import InferenceService
 from app.runtime.loading import ModelLoadError
 from app.runtime.model_card import ModelCard, ModelCardError
@@ -45,6 +46,8 @@ class Rollout:
         self._failed: dict[tuple[str, int], tuple[int, int]] = {}
         self._logged: set[str] = set()
         self._room = settings.MAX_MODELS  # versions that may still be loaded in this look
+        self.hidden = HiddenModels()
+        self._looking = threading.Lock()  # the watcher and a repository request, one at a time
 
     def start(self) -> None:
         """Load every wanted version before serving; then watch, if polling is on.
@@ -68,7 +71,8 @@ class Rollout:
             except Exception:  # one bad look must not end the watching
                 log.exception("looking at MODEL_REPOSITORY failed; trying again")
 
-    def _sources(self) -> dict[str, ModelSource]:
+    def sources(self) -> dict[str, ModelSource]:
+        """The models on disk (MODEL_PATH's one, or the repository's)."""
         path = self.settings.MODEL_PATH
         if path is not None:
             try:
@@ -85,12 +89,28 @@ class Rollout:
         self._logged |= set(problems)
         return sources
 
+    def set_unloaded(self, name: str, unloaded: bool) -> None:
+        """A repository request: stop serving `name` (after its requests), or serve it
+        again now (its files are known, so it need not be seen twice)."""
+        self.hidden.set(name, unloaded)
+        if not unloaded:
+            for version, path in self.sources().get(name, _NONE).files.items():
+                self._seen[(name, version)] = fingerprint(path)
+        self.reconcile()
+
     def reconcile(self, initial: bool = False) -> None:
         """One look at the disk: load what is new, then publish the new table."""
+        with self._looking:
+            self._reconcile(initial)
+
+    def _reconcile(self, initial: bool) -> None:
         before = self.repository.table
+        hidden = self.hidden.names()
         self._room = self.settings.MAX_MODELS - self.repository.count()  # old ones still held
         table: dict[str, ServedModel] = {}
-        for name, source in self._sources().items():
+        for name, source in self.sources().items():
+            if name in hidden:
+                continue
             wanted = source.wanted()
             versions = dict(before[name].versions) if name in before else {}
             for version, path in wanted.items():
@@ -156,6 +176,9 @@ class Rollout:
         metrics.record_load_failure(*key)
         log.error("model %s version %d refused: %s%s", *key, message,
                   f"; still serving version {max(served)}" if served else "")
+
+
+_NONE = ModelSource("", {})
 
 
 def _served_ids(table: dict[str, ServedModel]) -> set[int]:
