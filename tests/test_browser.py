@@ -281,3 +281,32 @@ def test_keyboard_only_user_reaches_every_control(page: Page) -> None:
         page.keyboard.press("Tab")
         reached.add(page.evaluate("document.activeElement.id || document.activeElement.className"))
     assert {"image-input", "submit-button", "example"} <= reached
+
+
+KEY = "browser-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def keyed_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("browser-keys")
+    (folder / "api-keys").write_text(f"page {KEY}\n")
+    with gunicorn(DEFAULT_MODEL_PATH, folder / "gunicorn.log", AUTH="keys",
+                  API_KEYS_FILE=str(folder / "api-keys"), CORS_ORIGINS="") as (url, _):
+        yield url
+
+
+@pytest.mark.parametrize("javascript", [True, False])
+def test_with_keys_on_the_page_asks_for_one_and_then_answers(browser: Browser, keyed_url: str,
+                                                             javascript: bool) -> None:
+    for page in _page(browser, keyed_url, javascript=javascript):
+        page.fill("#api-key", KEY)
+        page.set_input_files("#image-input", str(EXAMPLES / "bag.png"))
+        if javascript:
+            page.click("#submit-button")
+        else:
+            with page.expect_navigation():
+                page.click("#submit-button")
+        expect(page.locator("#top-label")).to_have_text("Bag")
+        if javascript:  # kept for this tab: a reload finds it filled in
+            page.reload()
+            expect(page.locator("#api-key")).to_have_value(KEY)
