@@ -42,6 +42,7 @@ class Settings:
     MODEL_PATH: Path | None = None  # one file; when unset, MODEL_REPOSITORY is served
     MODEL_REPOSITORY: Path = DEFAULT_REPOSITORY
     DEFAULT_MODEL: str = ""  # the model the seed routes serve; "" = the only one
+    MODEL_NAME: str = ""  # serve the repository's only model under this name (KServe)
     MODEL_POLL_SECONDS: float = 10.0  # how often workers look for new versions; 0 = never
     MAX_MODELS: int = 8  # model versions one worker may hold in memory
     MAX_CONTENT_LENGTH: int = 15 * 1024 * 1024

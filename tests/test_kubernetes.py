@@ -4,16 +4,21 @@ is clean, and the Deployment agrees with the Dockerfile, gunicorn.conf.py and co
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from servers import ROOT, VENV_BIN
+from servers import ROOT, VENV_BIN, free_port, stop, wait_ready
+
+from app.config import DEFAULT_MODEL_PATH
 
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
-OVERLAYS = ["base", "overlays/ingress-nginx"]
+OVERLAYS = ["base", "overlays/ingress-nginx"]  # the Kubernetes-only ones (kserve: below)
 KUBERNETES_VERSION = "1.37.0"
 
 
@@ -105,3 +110,70 @@ def test_the_ingress_mirrors_the_nginx_template() -> None:
     assert "RATE_LIMIT: ${RATE_LIMIT:-50r/s}" in compose
     assert notes["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
     assert ingress["spec"]["tls"][0]["secretName"] == "h5serve-tls"
+
+
+def _strict(schema: object) -> object:
+    """Unknown fields rejected, as `kubectl apply --validate=strict` does."""
+    if isinstance(schema, dict):
+        schema = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in schema and "additionalProperties" not in schema \
+                and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema["additionalProperties"] = False
+    elif isinstance(schema, list):
+        schema = [_strict(v) for v in schema]
+    return schema
+
+
+def test_the_kserve_objects_validate_against_kserve_s_crd_schemas() -> None:
+    import jsonschema
+
+    vendored = json.loads((ROOT / "tests" / "kserve_schemas.json").read_text())
+    assert vendored["source"].startswith("kserve/kserve v0.")
+    objects = _render("overlays/kserve")
+    assert [o["kind"] for o in objects] == ["ClusterServingRuntime", "InferenceService"]
+    for obj in objects:
+        jsonschema.Draft7Validator(_strict(vendored[obj["kind"]])).validate(obj)
+    runtime, isvc = objects
+    formats = {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
+    model = isvc["spec"]["predictor"]["model"]
+    assert model["modelFormat"]["name"] in formats and model["runtime"] == "h5serve"
+    assert runtime["spec"]["protocolVersions"] == [model["protocolVersion"]] == ["v2"]
+    bad = {**isvc, "spec": {"predictor": {"model": {**model, "storageURI": "x"}}}}
+    with pytest.raises(jsonschema.ValidationError):  # the check can fail
+        jsonschema.Draft7Validator(_strict(vendored["InferenceService"])).validate(bad)
+
+
+def test_the_app_started_as_the_kserve_runtime_starts_it_answers_v2(tmp_path: Path) -> None:
+    """The runtime container's environment, /mnt/models as KServe's storage initializer
+    fills it, and the Triton client asking for the InferenceService's model."""
+    import numpy as np
+    import tritonclient.http as triton
+
+    runtime, isvc = _render("overlays/kserve")
+    container = runtime["spec"]["containers"][0]
+    mnt = tmp_path / "mnt" / "models"
+    mnt.mkdir(parents=True)
+    shutil.copy(DEFAULT_MODEL_PATH, mnt)
+    shutil.copy(DEFAULT_MODEL_PATH.with_suffix(".json"), mnt)
+    name = isvc["metadata"]["name"]
+    env = {e["name"]: e["value"].replace("{{.Name}}", name) for e in container["env"]}
+    port = free_port()
+    env.update(MODEL_REPOSITORY=str(mnt), BIND=f"127.0.0.1:{port}", WORKERS="1")
+    bind = next(e["value"] for e in container["env"] if e["name"] == "BIND")
+    assert bind == f"0.0.0.0:{container['ports'][0]['containerPort']}"
+    process = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py",
+                                "app:create_app()"], cwd=ROOT, env={**os.environ, **env},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}{container['readinessProbe']['httpGet']['path']}",
+                   process=process)
+        client = triton.InferenceServerClient(f"127.0.0.1:{port}")
+        assert client.is_model_ready(name)
+        metadata = client.get_model_metadata(name)
+        tensor = triton.InferInput(metadata["inputs"][0]["name"], [1, 28, 28, 1], "FP32")
+        tensor.set_data_from_numpy(np.zeros((1, 28, 28, 1), np.float32), binary_data=False)
+        answer = client.infer(name, [tensor])
+        assert answer.get_response()["model_name"] == name
+        assert answer.as_numpy("probabilities").shape == (1, 10)
+    finally:
+        stop(process)

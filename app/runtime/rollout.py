@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from app import metrics
@@ -84,6 +85,12 @@ class Rollout:
             sources, problems = scan(self.settings.MODEL_REPOSITORY)
         except LayoutError as exc:
             sources, problems = {}, [str(exc)]
+        alias = self.settings.MODEL_NAME
+        if alias and len(sources) == 1:  # KServe: the one model, as the InferenceService
+            sources = {alias: replace(next(iter(sources.values())), name=alias)}
+        elif alias and sources:
+            problems.append(f"MODEL_NAME={alias} names the repository's only model, but "
+                            f"it holds {len(sources)}: {', '.join(sorted(sources))}")
         for problem in set(problems) - self._logged:
             log.error("model repository: %s", problem)
         self._logged |= set(problems)
