@@ -109,7 +109,8 @@ up() {
     scripts/make-cert.sh "$dir/certs" "${SERVER_NAME:-localhost}" >&2
     export TLS_CERT=$dir/certs/fullchain.pem TLS_KEY=$dir/certs/privkey.pem
   fi
-  export APP_UPSTREAM=127.0.0.1:$APP_PORT SERVER_NAME=${SERVER_NAME:-localhost} \
+  export APP_UPSTREAM=127.0.0.1:$APP_PORT APP_PROXY=h5serve_app RESOLVER=127.0.0.1 \
+    SERVER_NAME=${SERVER_NAME:-localhost} \
     PUBLIC_HTTPS_PORT=${PUBLIC_HTTPS_PORT:-$HTTPS_PORT} \
     MAX_BODY_MIB=${MAX_BODY_MIB:-15} RATE_LIMIT=${RATE_LIMIT:-50r/s} \
     RATE_LIMIT_BURST=${RATE_LIMIT_BURST:-100} MAX_INFLIGHT=${MAX_INFLIGHT:-128} \
