@@ -14,16 +14,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 from helpers import encode
+from load import Load
 from servers import ROOT, free_port
 from toy_models import brightness_model
 
@@ -31,35 +30,6 @@ from app.config import DEFAULT_MODEL_PATH
 
 POLL_S = 1.0
 WHITE = encode(np.full((28, 28), 255, np.uint8))
-
-
-@dataclass
-class Load:
-    """Clients posting to one model's route until stopped: every answer recorded."""
-
-    url: str
-    cert: str
-    answers: list[tuple[float, int, str]] = field(default_factory=list)  # time, status, version
-    failures: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def client(self) -> None:
-        session = requests.Session()
-        while not self.stop.is_set():
-            try:
-                response = session.post(self.url, files={"image": ("w.png", WHITE)},
-                                        verify=self.cert, timeout=30)
-            except requests.RequestException as exc:
-                self.failures.append(repr(exc))
-                session = requests.Session()
-                continue
-            self.answers.append((time.monotonic(), response.status_code,
-                                 response.headers.get("X-Model-Version", "")))
-            if response.status_code != 200:
-                self.failures.append(f"{response.status_code} {response.text[:200]}")
-
-    def since(self, moment: float) -> list[tuple[float, int, str]]:
-        return [a for a in list(self.answers) if a[0] >= moment]
 
 
 def _version(folder: Path, version: int) -> None:
@@ -116,11 +86,8 @@ def _wait(predicate, timeout: float, what: str, log: Path) -> float:
 
 def test_new_broken_and_removed_versions_under_load_fail_no_request(stack) -> None:
     url, cert, repo, app_log = stack
-    load = Load(url + "/models/bright/predictlabel", cert)
-    clients = [threading.Thread(target=load.client) for _ in range(8)]
-    for client in clients:
-        client.start()
-    try:
+    load = Load(url + "/models/bright/predictlabel", cert, WHITE)
+    with load.running(8):
         _wait(lambda: len(load.answers) > 50, 30, "first answers", app_log)
         assert {a[2] for a in load.answers} == {"1"}
 
@@ -152,10 +119,6 @@ def test_new_broken_and_removed_versions_under_load_fail_no_request(stack) -> No
                              files={"image": ("w.png", WHITE)}, verify=cert, timeout=10)
         assert gone.status_code == 404 and gone.json()["error"]["code"] == "model_not_found"
         time.sleep(POLL_S)
-    finally:
-        load.stop.set()
-        for client in clients:
-            client.join(timeout=60)
     print(f"{len(load.answers)} requests during the roll-outs, {len(load.failures)} failed")
     assert load.failures == []
     assert len(load.answers) > 200

@@ -7,43 +7,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 from containers import DOCKER, Engine
+from load import Load
 from servers import ROOT, free_port
 
 STACK = ROOT / "deploy" / "swarm" / "stack.yml"
 NAME = "h5serve-swarm-test"
 EXAMPLE = ROOT / "static" / "examples" / "bag.png"
-
-
-@dataclass
-class Load:
-    url: str
-    cert: str
-    answers: int = 0
-    failures: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def client(self) -> None:
-        session = requests.Session()
-        while not self.stop.is_set():
-            try:
-                response = session.post(self.url, files={"image": EXAMPLE.read_bytes()},
-                                        verify=self.cert, timeout=30)
-                self.answers += 1
-                if response.status_code != 200:
-                    self.failures.append(f"{response.status_code} {response.text[:120]}")
-            except requests.RequestException as exc:
-                self.failures.append(repr(exc))
-                session = requests.Session()
 
 
 @dataclass
@@ -130,11 +108,8 @@ def swarm(project_images: Engine, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def test_scale_roll_out_and_roll_back_under_load_fail_no_request(swarm: Swarm) -> None:
-    load = Load(swarm.https + "/predictlabel", swarm.cert)
-    clients = [threading.Thread(target=load.client) for _ in range(8)]
-    for client in clients:
-        client.start()
-    try:
+    load = Load(swarm.https + "/predictlabel", swarm.cert, EXAMPLE.read_bytes())
+    with load.running(8):
         time.sleep(3)
         swarm.docker("service", "scale", "--detach", f"{NAME}_app=3")
         scaled = _until(lambda: swarm.running() == 3, "3 replicas running")
@@ -151,13 +126,9 @@ def test_scale_roll_out_and_roll_back_under_load_fail_no_request(swarm: Swarm) -
                       "the automatic rollback", 300)
         assert swarm.image().startswith("h5serve:v2") and swarm.running("h5serve:v2") == 3
         time.sleep(3)
-    finally:
-        load.stop.set()
-        for client in clients:
-            client.join(60)
     print(f"\nswarm: scaled 1->3 in {scaled:.0f} s, rolled out in {rolled:.0f} s, rolled "
-          f"back in {back:.0f} s; {load.answers} requests, {len(load.failures)} failed")
-    assert load.failures == [] and load.answers > 100
+          f"back in {back:.0f} s; {len(load.answers)} requests, {len(load.failures)} failed")
+    assert load.failures == [] and len(load.answers) > 100
 
 
 def test_the_stack_file_keeps_step_with_compose() -> None:
