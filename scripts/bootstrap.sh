@@ -76,7 +76,7 @@ install() {  # install VENV REQUIREMENTS STAMP_NAME [NO_DEPS_FILE]: pip only whe
 install "$venv" "$requirements" "$mode" requirements-no-deps.txt
 # Scanners whose dependencies clash with the app's get venvs of their own.
 if [ "$mode" = dev ]; then
-  for tool in sslyze gixy checkov; do
+  for tool in sslyze gixy checkov kserve; do
     install ".venv-tools/$tool" "tests/tools/$tool.txt" "$tool"
   done
 fi

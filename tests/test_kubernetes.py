@@ -145,7 +145,8 @@ def test_the_kserve_objects_validate_against_kserve_s_crd_schemas() -> None:
 
 def test_the_app_started_as_the_kserve_runtime_starts_it_answers_v2(tmp_path: Path) -> None:
     """The runtime container's environment, /mnt/models as KServe's storage initializer
-    fills it, and the Triton client asking for the InferenceService's model."""
+    fills it, and the Triton client and KServe's own asking for the InferenceService's
+    model."""
     import numpy as np
     import tritonclient.http as triton
 
@@ -175,6 +176,13 @@ def test_the_app_started_as_the_kserve_runtime_starts_it_answers_v2(tmp_path: Pa
         answer = client.infer(name, [tensor])
         assert answer.get_response()["model_name"] == name
         assert answer.as_numpy("probabilities").shape == (1, 10)
+        kserve = subprocess.run(  # KServe's own client, from its package's venv
+            [str(ROOT / ".venv-tools" / "kserve" / "bin" / "python"),
+             str(ROOT / "tests" / "tools" / "kserve_client.py"), f"http://127.0.0.1:{port}",
+             name, metadata["inputs"][0]["name"]], capture_output=True, text=True, timeout=60)
+        assert kserve.returncode == 0, kserve.stderr[-2000:]
+        assert json.loads(kserve.stdout) == {"server_ready": True, "model_ready": True,
+                                             "model_name": name, "shape": [1, 10]}
     finally:
         stop(process)
 

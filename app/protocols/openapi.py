@@ -66,7 +66,7 @@ def _tfserving(model: str) -> dict[str, Any]:
 
 def _v2(model: str) -> dict[str, Any]:
     name = _name(model)
-    health = {"description": "200: yes; 503: no (empty body)"}
+    health = _json({"type": "object"}, "200 with {\"live\"|\"ready\": true}; 503 when not ready")
     paths: dict[str, Any] = {
         "/v2": {"get": {"summary": "Open Inference Protocol: server metadata",
                         "responses": {"200": _json(_ref("V2Server"))}}},

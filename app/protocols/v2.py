@@ -37,8 +37,11 @@ bp = Blueprint("v2", __name__, url_prefix="/v2")
 answer_errors_as_protocol(bp)
 
 
-def _empty(status: int) -> Response:
-    return Response(status=status)
+def _health(**state: object) -> tuple[Response, int]:
+    """KServe's health bodies ({"live": true}, {"ready": false}, ...): its own client reads
+    them; Triton's reads the status alone. 503 when not ready."""
+    return jsonify(state), 200 if all(v for v in state.values() if isinstance(v, bool)) \
+        else 503
 
 
 @bp.get("")
@@ -48,15 +51,15 @@ def server_metadata() -> Response:
 
 
 @bp.get("/health/live")
-def live() -> Response:
-    return _empty(200)
+def live() -> tuple[Response, int]:
+    return _health(live=True)
 
 
 @bp.get("/health/ready")
-def ready() -> Response:
+def ready() -> tuple[Response, int]:
     table = repository().table
-    return _empty(200 if table and all(s.ready for m in table.values()
-                                       for s in m.versions.values()) else 503)
+    return _health(ready=bool(table) and all(s.ready for m in table.values()
+                                             for s in m.versions.values()))
 
 
 @bp.get("/models/<name>")
@@ -75,8 +78,8 @@ def model_metadata(name: str, version: str | None = None) -> Response:
 
 @bp.get("/models/<name>/ready")
 @bp.get("/models/<name>/versions/<version>/ready")
-def model_ready(name: str, version: str | None = None) -> Response:
-    return _empty(200 if inference(name, version).ready else 503)
+def model_ready(name: str, version: str | None = None) -> tuple[Response, int]:
+    return _health(name=name, ready=inference(name, version).ready)
 
 
 @bp.post("/models/<name>/infer")

@@ -51,4 +51,4 @@ def repository_load(name: str) -> Response:
     if not unload and name not in repository().table:
         raise ApiError(400, "load_failed", f"failed to load {name!r}: "
                        f"{state.error if state else 'no version the policy serves'}")
-    return Response(status=200)
+    return jsonify({"name": name, "unload" if unload else "load": True})  # KServe's answer
