@@ -76,13 +76,7 @@ class ModelCard:
     def _read(cls, path: Path, stem: str) -> ModelCard:
         if not path.is_file():
             return cls(name=stem)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelCardError(f"model card {path} is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ModelCardError(f"model card {path} must hold a JSON object")
-        return cls.from_dict(data, default_name=stem, source=str(path))
+        return cls.from_dict(read_card_file(path), default_name=stem, source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], default_name: str, source: str = "card") -> ModelCard:
@@ -141,6 +135,17 @@ class ModelCard:
             low_confidence=float(low_confidence),
             extra={k: v for k, v in data.items() if k not in known},
         )
+
+
+def read_card_file(path: Path) -> dict[str, Any]:
+    """A card file's JSON object; ModelCardError when it is unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelCardError(f"model card {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelCardError(f"model card {path} must hold a JSON object")
+    return data
 
 
 def _is_example(entry: Any) -> bool:

@@ -13,12 +13,12 @@ master can check it before forking.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.runtime.model_card import ModelCardError, read_card_file
 from app.runtime.model_file import ModelFileError, check_model_file
 
 MODEL_SUFFIXES = (".h5", ".keras")
@@ -125,7 +125,10 @@ def _model_folder(folder: Path) -> ModelSource | None:
     if not files:
         return None
     card = folder / f"{name}.json"
-    data = _read_json(card) if card.is_file() else {}
+    try:
+        data = read_card_file(card) if card.is_file() else {}
+    except ModelCardError as exc:
+        raise LayoutError(str(exc)) from None
     return ModelSource(name, files, VersionPolicy.parse(data.get("versions"), str(card)),
                        _version_labels(data.get("version_labels"), str(card)),
                        card if card.is_file() else None)
@@ -135,16 +138,6 @@ def _checked_name(name: str, where: Path) -> str:
     if not _NAME.match(name):
         raise LayoutError(f"{where}: a model name is letters, digits, '_', '.' and '-'")
     return name
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LayoutError(f"model card {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise LayoutError(f"model card {path} must hold a JSON object")
-    return data
 
 
 def _version_labels(value: Any, where: str) -> dict[str, int]:
