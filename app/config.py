@@ -51,6 +51,9 @@ class Settings:
     MAX_BATCH_SIZE: int = 32
     MAX_BATCH_DELAY_MS: float = 0.0
     MAX_QUEUE_SIZE: int = 64
+    MAX_EXPLAIN_QUEUE: int = 16  # explanations waiting per model version (then 503)
+    EXPLAIN_MAX_SIDE: int = 1024  # the explanation overlay's longest side, in pixels
+    EXPLAIN_SMOOTHGRAD_SAMPLES: int = 8  # noisy copies per image for saliency (non-CNNs)
     CORS_ORIGINS: str = "*"
     TRUST_PROXY: bool = False
     LOG_LEVEL: str = "INFO"
@@ -89,7 +92,8 @@ class Settings:
     def validate(self) -> None:
         """Reject values that would make the service misbehave later."""
         for name in ("MAX_CONTENT_LENGTH", "MAX_PREDICT_ROWS", "MAX_IMAGE_PIXELS",
-                     "MAX_BATCH_SIZE", "MAX_QUEUE_SIZE", "MAX_MODELS"):
+                     "MAX_BATCH_SIZE", "MAX_QUEUE_SIZE", "MAX_MODELS", "MAX_EXPLAIN_QUEUE",
+                     "EXPLAIN_MAX_SIDE", "EXPLAIN_SMOOTHGRAD_SAMPLES"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("MAX_BATCH_DELAY_MS", "MODEL_POLL_SECONDS"):

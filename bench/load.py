@@ -32,6 +32,12 @@ class LoadResult:
     socket_errors: int
     timeouts: int
     worker_cpu: list[float] = field(default_factory=list)  # % of one core, per worker
+    worker_cpu_s: float = 0.0  # CPU seconds all workers spent during the run
+
+    @property
+    def cpu_per_request_ms(self) -> float | None:
+        """Worker CPU per answered request (all workers' CPU seconds / requests)."""
+        return round(1000 * self.worker_cpu_s / self.requests, 2) if self.requests else None
 
     @property
     def ok(self) -> int:
@@ -43,7 +49,8 @@ class LoadResult:
         return self.requests - self.ok + self.socket_errors + self.timeouts
 
     def to_dict(self) -> dict[str, object]:
-        return {**asdict(self), "failures": self.failures}
+        return {**asdict(self), "failures": self.failures,
+                "cpu_per_request_ms": self.cpu_per_request_ms}
 
 
 def worker_pids(master_pid: int) -> list[int]:
@@ -77,7 +84,8 @@ def run_wrk(url: str, image: Path, concurrency: int, seconds: float, scenario: s
          str(image)],
         capture_output=True, text=True, timeout=seconds + timeout_s + 30, check=True)
     elapsed = time.monotonic() - started
-    cpu = [round(100 * (cpu_seconds(pid) - before[pid]) / elapsed, 1) for pid in pids]
+    spent = [cpu_seconds(pid) - before[pid] for pid in pids]
+    cpu = [round(100 * seconds_used / elapsed, 1) for seconds_used in spent]
     line = next(x for x in out.stdout.splitlines() if x.startswith("JSON "))
     data = json.loads(line[5:])
     errors = data["errors"]
@@ -89,4 +97,4 @@ def run_wrk(url: str, image: Path, concurrency: int, seconds: float, scenario: s
         p99_ms=latency["p99"] / 1000, max_ms=latency["max"] / 1000,
         statuses=data["statuses"],
         socket_errors=errors["connect"] + errors["read"] + errors["write"],
-        timeouts=errors["timeout"], worker_cpu=cpu)
+        timeouts=errors["timeout"], worker_cpu=cpu, worker_cpu_s=round(sum(spent), 3))

@@ -22,7 +22,12 @@ def ratios(report: dict[str, object], runs: list[LoadResult]) -> dict[str, float
     naive = _find(runs, "naive", 32)
     ceiling = _find(runs, "ceiling", 32)
     mobilenet = _find(runs, "mobilenet", 32)
+    alone, explained = _find(runs, "service", 1), _find(runs, "explain", 1)
     return {
+        "explain/predictlabel p50 at c=1 (budget 5)": _ratio(explained and explained.p50_ms,
+                                                             alone and alone.p50_ms),
+        "explain/predictlabel worker CPU per request at c=1": _ratio(
+            explained and explained.cpu_per_request_ms, alone and alone.cpu_per_request_ms),
         "service/naive req/s at c=32": _ratio(service and service.rps, naive and naive.rps),
         "service/ceiling req/s at c=32": _ratio(service and service.rps, ceiling and ceiling.rps),
         "service/in-process limit at c=32": _ratio(service and service.rps,
@@ -34,12 +39,14 @@ def ratios(report: dict[str, object], runs: list[LoadResult]) -> dict[str, float
 
 def table(runs: list[LoadResult]) -> str:
     lines = ["| scenario | c | req/s | p50 ms | p90 ms | p99 ms | max ms | failures | statuses "
-             "| worker CPU % |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "| worker CPU % | CPU ms/req |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
     for r in runs:
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r.statuses.items()))
         lines.append(f"| {r.scenario} | {r.concurrency} | {r.rps:.0f} | {r.p50_ms:.1f} | "
                      f"{r.p90_ms:.1f} | {r.p99_ms:.1f} | {r.max_ms:.0f} | {r.failures} | "
-                     f"{statuses} | {' / '.join(f'{c:.0f}' for c in r.worker_cpu)} |")
+                     f"{statuses} | {' / '.join(f'{c:.0f}' for c in r.worker_cpu)} | "
+                     f"{r.cpu_per_request_ms if r.cpu_per_request_ms is not None else '-'} |")
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -92,16 +93,29 @@ def naive_service(model: Path, workers: int) -> Iterator[dict[str, object]]:
 
 
 def sweep(name: str, server: dict[str, object], image: Path, levels: tuple[int, ...],
-          seconds: float) -> list[LoadResult]:
+          seconds: float, path: str = "/predictlabel") -> list[LoadResult]:
     results = []
     for concurrency in levels:
-        result = run_wrk(f"{server['url']}/predictlabel", image, concurrency, seconds, name,
+        result = run_wrk(f"{server['url']}{path}", image, concurrency, seconds, name,
                          master_pid=server["master"])  # type: ignore[arg-type]
         print(f"  {name:12s} c={concurrency:<4d} {result.rps:8.1f} req/s  "
               f"p50 {result.p50_ms:7.1f}  p99 {result.p99_ms:7.1f} ms  "
               f"failures {result.failures}  cpu {result.worker_cpu}", flush=True)
         results.append(result)
     return results
+
+
+def warm_explanations(server: dict[str, object]) -> None:
+    """Explanations first, several at once so that every worker gets some: each traces
+    its gradient graph once (about 1 s)."""
+    image = FASHION_IMAGE.read_bytes()
+
+    def explain(_: int) -> None:
+        requests.post(f"{server['url']}/explain", files={"image": image}, verify=False,
+                      timeout=60)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(explain, range(32)))
 
 
 def main() -> int:
@@ -136,6 +150,8 @@ def main() -> int:
         runs += sweep("burst", server, FASHION_IMAGE, (512,), args.seconds)
         runs += sweep("recovery", server, FASHION_IMAGE, (1,), 3)
         runs += sweep("12mp-jpeg", server, big_jpeg, (1,), args.seconds)
+        warm_explanations(server)
+        runs += sweep("explain", server, FASHION_IMAGE, (1, 8), args.seconds, path="/explain")
         report["worker_rss_mb"] = [round(rss_mb(pid), 1)
                                    for pid in worker_pids(server["master"])]  # type: ignore[arg-type]
     with stack(trivial, args.workers) as server:

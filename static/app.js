@@ -1,5 +1,5 @@
-// Upload page enhancements: preview, drag and drop, paste, examples, and classification
-// without a page reload. Without JavaScript the form posts to the server and the result
+// Upload page enhancements: preview, drag and drop, paste, examples, classification
+// without a page reload, and the explanation heatmap over the image with an opacity slider. Without JavaScript the form posts to the server and the result
 // page is rendered there, so everything here is optional.
 "use strict";
 
@@ -19,6 +19,11 @@
   const maxBytes = Number(form.dataset.maxBytes);
   const maxPixels = Number(form.dataset.maxPixels);
   const lowConfidence = Number(form.dataset.lowConfidence);
+  const explainToggle = document.getElementById("explain-toggle");
+  const explanationBox = document.getElementById("explanation");
+  const heatmapCanvas = document.getElementById("heatmap");
+  const opacity = document.getElementById("opacity");
+  const colors = JSON.parse(form.dataset.colors);  // app.runtime.overlay.COLOR_STOPS
   // The server's way of writing sizes (app.config.mebibytes): 15728640 -> "15 MiB".
   const mebibytes = (bytes) => `${(bytes / 1048576).toFixed(1).replace(/\.0$/, "")} MiB`;
   let previewUrl = null;
@@ -106,6 +111,42 @@
     return item;
   }
 
+  // The colour of one heatmap value: the server's scale, interpolated the same way.
+  function heatColor(value) {
+    const upper = colors.findIndex(([stop]) => stop >= value);
+    if (upper === 0) return colors[0][1];
+    if (upper === -1) return colors[colors.length - 1][1];
+    const [[low, from], [high, to]] = [colors[upper - 1], colors[upper]];
+    const t = (value - low) / (high - low);
+    return from.map((c, i) => Math.round(c + (to[i] - c) * t));
+  }
+
+  const methodNames = { "grad-cam": "Grad-CAM", saliency: "Gradient × input saliency" };
+
+  // The heatmap at the model's resolution, stretched over the user's own image.
+  function showExplanation(explanation) {
+    const { width, height, heatmap } = explanation;
+    heatmapCanvas.width = width;
+    heatmapCanvas.height = height;
+    const context = heatmapCanvas.getContext("2d");
+    const image = context.createImageData(width, height);
+    heatmap.forEach((row, y) => row.forEach((value, x) => {
+      image.data.set([...heatColor(value), 255], 4 * (y * width + x));
+    }));
+    context.putImageData(image, 0, 0);
+    heatmapCanvas.style.opacity = String(opacity.value / 100);
+    const overlayImage = document.getElementById("overlay-image");
+    overlayImage.src = previewUrl;
+    const layer = explanation.layer ? ` on layer ${explanation.layer}` : "";
+    document.getElementById("explanation-caption").textContent =
+      `${methodNames[explanation.method] || explanation.method}${layer}, for “${explanation.label}”.`;
+    explanationBox.hidden = false;
+  }
+
+  opacity.addEventListener("input", () => {
+    heatmapCanvas.style.opacity = String(opacity.value / 100);
+  });
+
   function render(body, elapsedMs) {
     document.getElementById("result-image").src = previewUrl;
     document.getElementById("top-label").textContent = body.most_probable_label;
@@ -113,6 +154,11 @@
     const ranked = [...body.predictions].sort((a, b) => b.probability - a.probability);
     document.getElementById("bars").replaceChildren(...ranked.map((p) => bar(p.label, p.probability)));
     document.getElementById("low-confidence").hidden = ranked[0].probability >= lowConfidence;
+    if (body.explanation) {
+      showExplanation(body.explanation);
+    } else {
+      explanationBox.hidden = true;
+    }
     result.hidden = false;
     document.getElementById("result-heading").focus();
   }
@@ -122,8 +168,9 @@
     const file = input.files[0];
     const body = new FormData();
     body.append("image", file, file.name || "image");
+    const explain = explainToggle.checked;
     button.disabled = true;
-    button.textContent = "Classifying…";
+    button.textContent = explain ? "Explaining…" : "Classifying…";
     const started = performance.now();
     try {
       const headers = { Accept: "application/json" };
@@ -131,7 +178,8 @@
         headers["X-API-Key"] = keyInput.value;
         sessionStorage.setItem("h5serve-api-key", keyInput.value);  // this tab only
       }
-      const response = await fetch(form.dataset.api, { method: "POST", body, headers });
+      const url = explain ? form.dataset.explainApi : form.dataset.api;
+      const response = await fetch(url, { method: "POST", body, headers });
       const answer = await response.json().catch(() => null);
       if (!response.ok || !answer || !answer.success) {
         showError(answer?.error?.message || `The server answered ${response.status}; try again.`);

@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from app.runtime.batcher import MicroBatcher, bucket_sizes
+from app.runtime.batcher import MicroBatcher
 from app.runtime.errors import Overloaded
+from app.runtime.padding import bucket_sizes
 
 
 class GatedModel:
@@ -122,3 +123,34 @@ def test_batches_are_padded_to_a_bucket_and_the_padding_never_returned() -> None
     big = np.ones((40, 2, 2), np.float32)
     assert batcher.submit(big).shape == (40, 1)
     assert [len(b) for b in seen[1:]] == [22, 20], "40 rows: 22, then 18 padded to 20"
+
+
+def test_tasks_wait_for_predictions_and_have_their_own_bounded_queue() -> None:
+    """Explanations run on the model thread, after every prediction already waiting."""
+    model = GatedModel()
+    batcher = MicroBatcher(model, max_batch_size=32, max_tasks=2)
+    order: list[tuple[str, int]] = []
+
+    def task(name: str) -> None:
+        order.append((name, len(model.batches)))  # how many forward passes ran before
+
+    with ThreadPoolExecutor(8) as pool:
+        running = pool.submit(batcher.submit, np.array([[1.0]]))
+        assert model.entered.wait(5)
+        tasks = [pool.submit(batcher.run_task, task, f"task {i}") for i in range(2)]
+        while len(batcher._tasks) < 2:
+            threading.Event().wait(0.01)
+        with pytest.raises(Overloaded) as info:
+            batcher.run_task(task, "one too many")
+        assert info.value.retry_after_s == 2
+        later = pool.submit(batcher.submit, np.array([[3.0]]))  # queued after the tasks
+        while len(batcher._jobs) < 1:
+            threading.Event().wait(0.01)
+        model.gate.set()
+        assert later.result(5).tolist() == [[6.0]] and running.result(5).tolist() == [[2.0]]
+        for task in tasks:
+            task.result(5)
+    assert model.batches == [1, 1] and order == [("task 0", 2), ("task 1", 2)]
+    with pytest.raises(ZeroDivisionError):
+        batcher.run_task(lambda: 1 / 0)
+    assert batcher.alive, "a failing task fails only its caller"

@@ -158,7 +158,8 @@ def test_phone_width_is_usable(phone: Page) -> None:
 # Everything a user sees on the upload page; each must stay inside its card.
 LAID_OUT = ["#drop-zone", "#image-input", "#submit-button", "#form-message", ".examples",
             "button.example", ".lead", "#top-label", "#bars li", "#low-confidence",
-            "#known-labels", ".model-card dd"]
+            "#known-labels", ".model-card dd", ".explain-toggle", "#explanation .overlay-stack",
+            "#opacity", ".legend"]
 
 
 def _outside_their_card(page: Page) -> list[str]:
@@ -275,12 +276,66 @@ def test_form_works_without_javascript(no_js_page: Page) -> None:
     _shot(page, "no-js-result")
 
 
+def _heat_pixels(page: Page) -> dict[str, float]:
+    """The canvas's size, its colour spread, and how it sits over the image."""
+    return page.evaluate("""() => {
+        const canvas = document.getElementById("heatmap");
+        const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+        const reds = [];
+        for (let i = 0; i < data.length; i += 4) reds.push(data[i]);
+        const image = document.getElementById("overlay-image").getBoundingClientRect();
+        const box = canvas.getBoundingClientRect();
+        return {width: canvas.width, spread: Math.max(...reds) - Math.min(...reds),
+                opacity: Number(getComputedStyle(canvas).opacity),
+                offset: Math.abs(box.left - image.left) + Math.abs(box.width - image.width)
+                        + Math.abs(box.height - image.height)};
+    }""")
+
+
+@pytest.mark.parametrize("width", [320, 1280])
+def test_the_explain_toggle_shows_a_heatmap_over_the_image(browser: Browser, base_url: str,
+                                                           width: int) -> None:
+    for page in _page(browser, base_url, width=width, height=900):
+        page.check("#explain-toggle")
+        page.click("button.example[data-src$='ankle_boot.png']")
+        expect(page.locator("#top-label")).to_have_text("Ankle boot")
+        expect(page.locator("#explanation")).to_be_visible()
+        expect(page.locator("#explanation-caption")).to_contain_text("Grad-CAM on layer")
+        heat = _heat_pixels(page)
+        assert heat["width"] == 28 and heat["spread"] > 50, heat
+        assert heat["offset"] < 1 and heat["opacity"] == 0.5, "the heatmap covers the image"
+        page.fill("#opacity", "80")
+        assert _heat_pixels(page)["opacity"] == 0.8
+        assert _outside_their_card(page) == []
+        _shot(page, f"explain-{width}")
+        page.uncheck("#explain-toggle")
+        page.click("button.example[data-src$='bag.png']")
+        expect(page.locator("#top-label")).to_have_text("Bag")
+        expect(page.locator("#explanation")).to_be_hidden()
+
+
+def test_without_javascript_the_server_draws_the_overlay(no_js_page: Page) -> None:
+    page = no_js_page
+    page.set_input_files("#image-input", str(EXAMPLES / "coat.png"))
+    page.check("#explain-toggle")
+    with page.expect_navigation():
+        page.click("#submit-button")
+    expect(page.locator("#top-label")).to_have_text("Coat")
+    overlay = page.locator("#overlay-image")
+    expect(overlay).to_be_visible()
+    assert overlay.get_attribute("src").startswith("data:image/png;base64,")
+    assert page.evaluate("document.getElementById('overlay-image').naturalWidth") == 28
+    expect(page.locator("#opacity")).to_be_hidden()
+    expect(page.locator(".legend")).to_be_visible()
+    _shot(page, "no-js-explain")
+
+
 def test_keyboard_only_user_reaches_every_control(page: Page) -> None:
     reached = set()
     for _ in range(20):
         page.keyboard.press("Tab")
         reached.add(page.evaluate("document.activeElement.id || document.activeElement.className"))
-    assert {"image-input", "submit-button", "example"} <= reached
+    assert {"image-input", "explain-toggle", "submit-button", "example"} <= reached
 
 
 KEY = "browser-key-0123456789abcdef"

@@ -30,3 +30,21 @@ def test_hostile_input_gets_its_exact_answer(fashion_app, case: Case) -> None:
         assert body["success"] is False and body["error"]["code"] == case.code
         assert len(body["error"]["message"]) > 20, "the message says what to fix"
     assert client.get("/readyz").status_code == 200
+
+
+UPLOADS = [case for case in CASES if case.path == "/predictlabel"]
+
+
+@pytest.mark.parametrize("case", UPLOADS, ids=lambda case: case.name)
+def test_explain_answers_hostile_uploads_exactly_like_predictlabel(fashion_app,
+                                                                   case: Case) -> None:
+    client = fashion_app.test_client()
+    headers = {**case.headers,
+               **({"Content-Type": case.content_type} if case.content_type else {})}
+    response = client.post("/explain", data=case.body, headers=headers)
+    assert response.status_code == case.status, response.get_data(as_text=True)[:300]
+    body = response.get_json()
+    if case.code is None:
+        assert body["success"] is True and body["explanation"]["heatmap"]
+    else:
+        assert body["success"] is False and body["error"]["code"] == case.code

@@ -135,8 +135,9 @@ def test_static_files_come_from_nginx(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("path", ["/predictlabel", "/models/fashion_mnist/predictlabel",
-                                  "/models/fashion_mnist/versions/1/predict",
-                                  "/v1/models/fashion_mnist:predict", "/some/route/added/later"])
+                                  "/models/fashion_mnist/versions/1/predict", "/explain",
+                                  "/v1/models/fashion_mnist:predict",
+                                  "/v1/models/fashion_mnist:explain", "/some/route/added/later"])
 def test_body_over_the_limit_gets_nginx_413_json(stack: Stack, path: str) -> None:
     """Every API path, the per-model ones and any added later, without listing them."""
     body = b"\0" * (16 * 1024 * 1024)

@@ -22,7 +22,7 @@ from app.http.cli import register_commands
 from app.http.errors import register_error_handlers
 from app.http.logs import configure_logging
 from app.http.requests import InMemoryRequest
-from app.protocols import context, request_ids, seed, tfserving, v2, v2_repository
+from app.protocols import context, explanations, request_ids, seed, tfserving, v2, v2_repository
 from app.runtime.prediction_log import PredictionLog
 from app.runtime.repository import ModelRepository
 from app.runtime.rollout import Rollout
@@ -86,10 +86,11 @@ def instrument_requests(app: Flask) -> None:
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
     """HTML pages and the JSON APIs; CORS only on the JSON APIs."""
-    for blueprint in (pages.bp, seed.bp, tfserving.bp, v2.bp, v2_repository.bp):
+    for blueprint in (pages.bp, seed.bp, explanations.bp, tfserving.bp, v2.bp, v2_repository.bp):
         app.register_blueprint(blueprint)
     if settings.cors_origins:
-        CORS(app, resources={r"/predict.*": {}, r"/models?(/.*)?": {}, r"/v[12]/.*": {}},
+        CORS(app, resources={r"/predict.*": {}, r"/explain": {}, r"/models?(/.*)?": {},
+                             r"/v[12]/.*": {}},
              origins=settings.cors_origins, supports_credentials=False,
              send_wildcard=settings.cors_origins == ["*"])
 

@@ -8,6 +8,7 @@ several models served, `?model=<name>` picks one (plain links, so no script is n
 from __future__ import annotations
 
 import base64
+import json
 import time
 from pathlib import Path
 
@@ -16,9 +17,11 @@ from flask import Blueprint, current_app, render_template, request, url_for
 from app.protocols.bodies import read_image_upload
 from app.protocols.context import inference, repository
 from app.protocols.errors import CLIENT_ERRORS, as_api_error
+from app.protocols.explanations import explanation_body
 from app.protocols.openapi import openapi_document
 from app.runtime.imaging import sniff_mimetype
 from app.runtime.model_card import Example
+from app.runtime.overlay import COLOR_STOPS, OPACITY
 
 bp = Blueprint("pages", __name__)
 
@@ -43,10 +46,20 @@ def _page(**context: object) -> str:
                            action=url_for("pages.upload", model=chosen),
                            api=url_for("api.predict_label", name=chosen) if chosen
                            else url_for("api.predict_label"),
+                           explain_api=url_for("explain.explain", name=chosen) if chosen
+                           else url_for("explain.explain"),
+                           legend=legend_gradient(), colors=json.dumps(COLOR_STOPS),
+                           opacity=OPACITY,
                            auth=service.settings.AUTH == "keys",
                            max_bytes=service.settings.MAX_CONTENT_LENGTH,
                            max_pixels=service.settings.MAX_IMAGE_PIXELS,
                            examples=_examples(), **context)
+
+
+def legend_gradient() -> str:
+    """The heatmap colours as a CSS gradient, for the legend (the canvas reads them too)."""
+    stops = ", ".join(f"rgb{color} {stop * 100:.0f}%" for stop, color in COLOR_STOPS)
+    return f"linear-gradient(to right, {stops})"
 
 
 @bp.get("/")
@@ -59,14 +72,21 @@ def index() -> str:
 def upload() -> tuple[str, int]:
     """Plain form POST (no JavaScript): classify and render the result page."""
     started = time.perf_counter()
+    explanation: dict[str, object] | None = None
     try:
         data = read_image_upload()
-        prediction = inference(_chosen()).classify_image(data)
+        service = inference(_chosen())
+        if request.form.get("explain"):
+            prediction, explained, overlay = service.explain_image(data)
+            explanation = explanation_body(explained, prediction.labels,
+                                           prediction.probabilities, overlay)
+        else:
+            prediction = service.classify_image(data)
     except CLIENT_ERRORS as raised:
         error = as_api_error(raised)
         return _page(error=error), error.status
     preview = f"data:{sniff_mimetype(data)};base64,{base64.b64encode(data).decode()}"
-    return _page(prediction=prediction, preview=preview,
+    return _page(prediction=prediction, preview=preview, explanation=explanation,
                  latency_ms=(time.perf_counter() - started) * 1000), 200
 
 

@@ -10,6 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import VERSION
+from app.protocols.openapi_schemas import (
+    SCHEMAS,
+    SCORES,
+    explained_schema,
+    prediction_schema,
+)
 from app.runtime.classifier import Classifier
 
 _ERRORS = {"description": "An error the client can act on", "content": {
@@ -38,6 +44,12 @@ _VERSION = {"name": "version", "in": "path", "required": True, "example": "1",
 _LABEL = {"name": "label", "in": "path", "required": True, "example": "stable",
           "description": "A version label from the model card's version_labels",
           "schema": {"type": "string"}}
+_EXPLAIN_LABEL = {"name": "label", "in": "query", "required": False,
+                  "description": "The label to explain (default: the most probable one)",
+                  "schema": {"type": "string"}}
+_UPLOAD = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["image"],
+    "properties": {"image": {"type": "string", "format": "binary"}}}}}}
 _JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
 _PREDICTION_ERRORS = (400, 404, 413, 415, 422, 503)
 
@@ -54,13 +66,21 @@ def _tfserving(model: str) -> dict[str, Any]:
                        'input tensor, {"b64": "..."} values encoded images.',
         "parameters": [name], "requestBody": _JSON_BODY,
         "responses": _responses(_json(_ref("TFPredictions")), *_PREDICTION_ERRORS)}}
+    explain = {"post": {
+        "summary": "KServe V1: predict and explain",
+        "description": 'The :predict body; answers {"predictions": [...], '
+                       '"explanations": [...]}, one explanation per instance.',
+        "parameters": [name, _EXPLAIN_LABEL], "requestBody": _JSON_BODY,
+        "responses": _responses(_json(_ref("V1Explanations")), *_PREDICTION_ERRORS)}}
     paths: dict[str, Any] = {}
     for prefix, extra in (("/v1/models/{name}", []),
                           ("/v1/models/{name}/versions/{version}", [_VERSION]),
                           ("/v1/models/{name}/labels/{label}", [_LABEL])):
-        for suffix, operation in (("", status), ("/metadata", metadata), (":predict", predict)):
+        for suffix, operation in (("", status), ("/metadata", metadata), (":predict", predict),
+                                  (":explain", explain)):
             method, body = next(iter(operation.items()))
-            paths[prefix + suffix] = {method: {**body, "parameters": [name, *extra]}}
+            paths[prefix + suffix] = {method: {**body, "parameters": [
+                name, *extra, *body["parameters"][1:]]}}
     return paths
 
 
@@ -97,13 +117,17 @@ def _v2(model: str) -> dict[str, Any]:
 
 
 def _seed_api(model: str) -> dict[str, Any]:
-    upload = {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["image"],
-        "properties": {"image": {"type": "string", "format": "binary"}}}}}}
     operations = {
         "/predictlabel": {"post": {
-            "summary": "Classify one uploaded image", "requestBody": upload,
+            "summary": "Classify one uploaded image", "requestBody": _UPLOAD,
             "responses": _responses(_json(_ref("Prediction")), *_PREDICTION_ERRORS)}},
+        "/explain": {"post": {
+            "summary": "Classify one uploaded image and show what the model looked at",
+            "description": "The /predictlabel answer plus an explanation of the top label "
+                           "(or ?label=): Grad-CAM for CNNs, gradient x input saliency "
+                           "(SmoothGrad) for other models.",
+            "requestBody": _UPLOAD, "parameters": [_EXPLAIN_LABEL],
+            "responses": _responses(_json(_ref("Explained")), *_PREDICTION_ERRORS)}},
         "/predict": {"post": {
             "summary": "Classify raw 0-255 pixel rows",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -119,7 +143,8 @@ def _seed_api(model: str) -> dict[str, Any]:
                            ("/models/{name}/versions/{version}", [_name(model), _VERSION])):
         for suffix, operation in operations.items():
             method, body = next(iter(operation.items()))
-            paths[prefix + suffix] = {method: {**body, "parameters": params}}
+            paths[prefix + suffix] = {method: {
+                **body, "parameters": [*params, *body.get("parameters", [])]}}
     return {
         **{path: op for path, op in operations.items() if path},
         **paths,
@@ -140,52 +165,6 @@ def _seed_api(model: str) -> dict[str, Any]:
     }
 
 
-_SCHEMAS: dict[str, Any] = {
-    "Error": {"description": "h5serve's error, or the protocols' {\"error\": message}",
-              "anyOf": [
-                  {"type": "object", "required": ["success", "error"], "properties": {
-                      "success": {"const": False},
-                      "error": {"type": "object", "required": ["code", "message"],
-                                "properties": {"code": {"type": "string"},
-                                               "message": {"type": "string"}}}}},
-                  {"type": "object", "required": ["error"],
-                   "properties": {"error": {"type": "string"}}}]},
-    "Model": {"type": "object", "required": ["name", "version", "labels", "input"]},
-    "TFStatus": {"type": "object", "required": ["model_version_status"]},
-    "TFPredictions": {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": {
-        "predictions": {"type": "array"}, "outputs": {"type": "array"}}},
-    "V2Server": {"type": "object", "required": ["name", "version", "extensions"]},
-    "V2Model": {"type": "object", "required": ["name", "platform", "inputs", "outputs"]},
-    "V2Response": {"type": "object", "required": ["model_name", "outputs"], "properties": {
-        "outputs": {"type": "array", "items": {
-            "type": "object", "required": ["name", "shape", "datatype", "data"]}}}},
-}
-
-
-# What "probability" means for each output kind (app.runtime.preprocessing.infer_head).
-_SCORES = {
-    "softmax": "The model's softmax: the probabilities of all labels sum to 1.",
-    "binary": "One sigmoid unit p: the second label has p, the first 1 - p.",
-    "multilabel": "Multi-label: an independent sigmoid score per label, from 0 to 1; the "
-                  "scores need not sum to 1 and several labels can be present at once.",
-    "logits": "The model answers logits; softmax is applied, so the probabilities sum to 1.",
-}
-
-
-def _prediction(kind: str) -> dict[str, Any]:
-    """The seed response, its `probability` described for the served output kind."""
-    return {"type": "object", "required": ["success", "most_probable_label", "predictions"],
-            "properties": {
-                "success": {"const": True},
-                "most_probable_label": {"type": "string"},
-                "predictions": {"type": "array", "items": {
-                    "type": "object", "required": ["label", "probability"],
-                    "properties": {"label": {"type": "string"},
-                                   "probability": {"type": "number", "minimum": 0,
-                                                   "maximum": 1,
-                                                   "description": _SCORES[kind]}}}}}}
-
-
 def openapi_document(classifier: Classifier) -> dict[str, Any]:
     """The whole document for the served model (built per call: small, never hot)."""
     assert classifier.output_spec is not None
@@ -194,7 +173,8 @@ def openapi_document(classifier: Classifier) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "h5serve", "version": VERSION,
                  "description": "Production serving for Keras image classifiers. "
-                                f"Model {model}: {_SCORES[output_kind]}"},
+                                f"Model {model}: {SCORES[output_kind]}"},
         "paths": {**_seed_api(model), **_tfserving(model), **_v2(model)},
-        "components": {"schemas": {**_SCHEMAS, "Prediction": _prediction(output_kind)}},
+        "components": {"schemas": {**SCHEMAS, "Prediction": prediction_schema(output_kind),
+                                   "Explained": explained_schema(output_kind)}},
     }

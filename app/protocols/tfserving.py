@@ -3,6 +3,7 @@
 GET  /v1/models/<name>            status of each version (served, loading, refused)
 GET  /v1/models/<name>/metadata   signature: input/output names, dtypes, shapes
 POST /v1/models/<name>:predict    {"instances": [...]} (row) or {"inputs": ...} (columnar)
+POST /v1/models/<name>:explain    KServe V1: the same body -> predictions and explanations
 
 Each also as /v1/models/<name>/versions/<v>... and /v1/models/<name>/labels/<label>...
 (the model card's "version_labels"); without either, the latest served version answers.
@@ -22,6 +23,7 @@ from app.protocols import request_ids
 from app.protocols.bodies import read_json_body
 from app.protocols.context import inference, repository
 from app.protocols.errors import ApiError, answer_errors_as_protocol
+from app.protocols.explanations import MAX_EXPLAIN_ROWS, chosen_label, explanation_body
 from app.protocols.rows import check_row_count
 from app.protocols.tensors import (
     OUTPUT_NAME,
@@ -93,6 +95,32 @@ def metadata(name: str, version: str | None = None, label: str | None = None) ->
 @_routes("POST", ":predict")
 def predict(name: str, version: str | None = None, label: str | None = None) -> Response:
     service = inference(name, version, label)
+    batch, columnar, _ = _request_batch()
+    outputs = raw_outputs(service.classify_model_input(batch),
+                          service.classifier.output_spec.binary)  # type: ignore[union-attr]
+    return jsonify({"outputs": outputs.tolist()} if columnar
+                   else {"predictions": outputs.tolist()})
+
+
+@_routes("POST", ":explain")
+def explain(name: str, version: str | None = None, label: str | None = None) -> Response:
+    """KServe V1's verb: the :predict answer plus one explanation per instance."""
+    service = inference(name, version, label)
+    batch, columnar, images = _request_batch(MAX_EXPLAIN_ROWS)
+    probabilities = service.classify_model_input(batch)
+    explained = service.explain_model_input(batch, probabilities,
+                                            [chosen_label()] * len(batch))
+    overlays = {i: service.overlay(data, explained[i].heatmap) for i, data in images.items()}
+    outputs = raw_outputs(probabilities, service.classifier.output_spec.binary)  # type: ignore[union-attr]
+    return jsonify({"outputs" if columnar else "predictions": outputs.tolist(),
+                    "explanations": [explanation_body(e, service.labels, p, overlays.get(i))
+                                     for i, (e, p) in enumerate(zip(explained, probabilities,
+                                                                    strict=True))]})
+
+
+def _request_batch(max_rows: int | None = None) -> tuple[np.ndarray, bool, dict[int, bytes]]:
+    """The :predict body as a model-input batch, whether it was columnar, and the
+    encoded images it held by row."""
     body = read_json_body(strict_content_type=False)
     if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
         raise ApiError(400, "invalid_argument",
@@ -102,11 +130,11 @@ def predict(name: str, version: str | None = None, label: str | None = None) -> 
     values = body["inputs"] if columnar else body["instances"]
     if columnar and isinstance(values, dict):
         values = _named(values, "inputs")
-    batch = _batch(values, "inputs" if columnar else "instances")
-    outputs = raw_outputs(service.classify_model_input(batch),
-                          service.classifier.output_spec.binary)  # type: ignore[union-attr]
-    return jsonify({"outputs": outputs.tolist()} if columnar
-                   else {"predictions": outputs.tolist()})
+    what = "inputs" if columnar else "instances"
+    if max_rows is not None and isinstance(values, list):
+        check_row_count(len(values), max_rows, what)
+    images: dict[int, bytes] = {}
+    return _batch(values, what, images), columnar, images
 
 
 def _named(value: dict[str, Any], what: str) -> Any:
@@ -119,8 +147,9 @@ def _named(value: dict[str, Any], what: str) -> Any:
     return value if "b64" in value else value[input_name]
 
 
-def _batch(values: Any, what: str) -> np.ndarray:
-    """Rows (numbers and/or {"b64": ...} images) -> float32 batch in the model's shape."""
+def _batch(values: Any, what: str, images_out: dict[int, bytes]) -> np.ndarray:
+    """Rows (numbers and/or {"b64": ...} images) -> float32 batch in the model's shape;
+    the decoded image files go to images_out by row."""
     service = inference()
     if not isinstance(values, list) or not values:
         raise ApiError(400, "invalid_argument", f"{what} must be a non-empty list")
@@ -130,9 +159,8 @@ def _batch(values: Any, what: str) -> np.ndarray:
     if not images:
         return numeric_rows(rows, service, what)
     batch = np.empty((len(rows), *service.spec.model_shape), np.float32)
-    decoded = encoded_images([decode_b64(rows[i]["b64"], f"{what}[{i}].b64") for i in images],
-                             service)
-    batch[images] = decoded
+    images_out.update({i: decode_b64(rows[i]["b64"], f"{what}[{i}].b64") for i in images})
+    batch[images] = encoded_images(list(images_out.values()), service)
     image_rows = set(images)
     numeric = [i for i in range(len(rows)) if i not in image_rows]
     if numeric:

@@ -3,12 +3,10 @@
 One loop per process owns the model, so TensorFlow is never called concurrently.
 It takes whatever is queued (up to MAX_BATCH_SIZE rows), runs it, and hands each
 request its own rows back. An idle model runs a lone request at once; the optional
-MAX_BATCH_DELAY_MS only applies when there is something to wait for.
-
-The model only ever sees a few batch shapes: each batch is padded with zero rows to
-1, 2 or the next multiple of 4 (at most 3 rows of padding). TensorFlow keeps kernels
-and buffers for every input shape it meets: after every size from 1 to 32, one
-MobileNetV2 process held 1.30 GB, after those ten sizes 1.20 GB.
+MAX_BATCH_DELAY_MS only applies when there is something to wait for. Other work for the
+model (explanations: a forward and a backward pass) waits in its own bounded queue and
+runs on the same thread only when no prediction is waiting.
+The model only ever sees a few batch shapes (app.runtime.padding).
 
 Under gunicorn's gevent worker `threading` is monkey-patched: the loop is then a
 greenlet, and the forward pass runs in a real thread (app.runtime.offload), so the hub keeps
@@ -25,11 +23,13 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from app.runtime.errors import Overloaded
 from app.runtime.offload import ThreadRunner
+from app.runtime.padding import bucket_sizes, predict_padded
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +45,31 @@ class _Job:
     queued_at: float = field(default_factory=time.perf_counter)
 
 
+@dataclass
+class _Task:
+    """Low-priority work for the model thread: fn(*args)."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: Future = field(default_factory=Future)
+
+
 class MicroBatcher:
     """Coalesce concurrent `submit` calls into batches for one `predict_fn`."""
 
     def __init__(self, predict_fn: PredictFn, max_batch_size: int = 32,
                  max_delay_s: float = 0.0, max_queue: int = 64,
-                 observer: BatchObserver | None = None) -> None:
+                 observer: BatchObserver | None = None, max_tasks: int = 8) -> None:
         self._predict = predict_fn
         self._observe = observer
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
+        self.max_tasks = max_tasks
         self._buckets = bucket_sizes(max_batch_size)
         self._offload = ThreadRunner(1)
         self._jobs: deque[_Job] = deque()
+        self._tasks: deque[_Task] = deque()
         self._closed = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
@@ -85,6 +96,22 @@ class MicroBatcher:
             self._cond.notify()
         return job.future.result()
 
+    def run_task(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run fn(*args) on the model thread once no prediction is waiting; its result.
+
+        Raises Overloaded at once when max_tasks are already waiting.
+        """
+        task = _Task(fn, args)
+        with self._cond:
+            if self._closed:
+                raise Overloaded("The model version is being unloaded; retry.", retry_after_s=1)
+            if len(self._tasks) >= self.max_tasks:
+                raise Overloaded("Too many explanations are waiting; retry in a moment.",
+                                 retry_after_s=2)
+            self._tasks.append(task)
+            self._cond.notify()
+        return task.future.result()
+
     def close(self, timeout_s: float = 30.0) -> None:
         """Take no more jobs, finish the queued ones, end the loop (a version unloaded)."""
         with self._cond:
@@ -94,32 +121,46 @@ class MicroBatcher:
         self._offload.close()
 
     def _run(self) -> None:
-        while (batch := self._next_batch()) is not None:
-            self._execute(batch)
+        while (work := self._next_work()) is not None:
+            if isinstance(work, _Task):
+                self._execute_task(work)
+            else:
+                self._execute(work)
 
-    def _next_batch(self) -> list[_Job] | None:
-        """Block for the first job, then take more while they fit (and the delay allows);
+    def _next_work(self) -> list[_Job] | _Task | None:
+        """Block for work: a batch of predictions first (see _take_batch), else a task;
         None once closed and drained."""
         with self._cond:
-            while not self._jobs:
+            while not self._jobs and not self._tasks:
                 if self._closed:
                     return None
                 self._cond.wait()
-            batch = [self._jobs.popleft()]
-            rows = len(batch[0].rows)
-            deadline = time.monotonic() + self.max_delay_s
-            while rows < self.max_batch_size:
-                if not self._jobs:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or not self._cond.wait(remaining):
-                        break
-                    continue
-                if rows + len(self._jobs[0].rows) > self.max_batch_size:
+            return self._take_batch() if self._jobs else self._tasks.popleft()
+
+    def _take_batch(self) -> list[_Job]:
+        """The first job, then more while they fit (and the delay allows); under _cond."""
+        batch = [self._jobs.popleft()]
+        rows = len(batch[0].rows)
+        deadline = time.monotonic() + self.max_delay_s
+        while rows < self.max_batch_size:
+            if not self._jobs:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._cond.wait(remaining):
                     break
-                job = self._jobs.popleft()
-                batch.append(job)
-                rows += len(job.rows)
+                continue
+            if rows + len(self._jobs[0].rows) > self.max_batch_size:
+                break
+            job = self._jobs.popleft()
+            batch.append(job)
+            rows += len(job.rows)
         return batch
+
+    def _execute_task(self, task: _Task) -> None:
+        try:
+            task.future.set_result(self._offload(task.fn, *task.args))
+        except Exception as exc:
+            log.exception("model task %s failed", getattr(task.fn, "__qualname__", task.fn))
+            task.future.set_exception(exc)
 
     def _execute(self, batch: list[_Job]) -> None:
         """Run the batch; on failure, run each job alone so one bad job fails only itself."""
@@ -144,20 +185,7 @@ class MicroBatcher:
 
     def _run_rows(self, rows: np.ndarray) -> np.ndarray:
         """Forward pass in chunks of at most max_batch_size rows (big client batches)."""
-        chunks = [self._offload(self._predict_padded, rows[i:i + self.max_batch_size])
+        chunks = [self._offload(predict_padded, self._predict, self._buckets,
+                                rows[i:i + self.max_batch_size])
                   for i in range(0, len(rows), self.max_batch_size)]
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-
-    def _predict_padded(self, rows: np.ndarray) -> np.ndarray:
-        """The model's outputs for `rows`, run as a batch of the next bucket size."""
-        size = next(b for b in self._buckets if b >= len(rows))
-        if size == len(rows):
-            return self._predict(rows)
-        padding = np.zeros((size - len(rows), *rows.shape[1:]), rows.dtype)
-        return self._predict(np.concatenate([rows, padding]))[:len(rows)]
-
-
-def bucket_sizes(max_batch_size: int) -> tuple[int, ...]:
-    """The batch sizes the model is run with: 1, 2, multiples of 4, and the maximum."""
-    sizes = {size for size in (1, 2, *range(4, max_batch_size, 4)) if size < max_batch_size}
-    return (*sorted(sizes), max_batch_size)

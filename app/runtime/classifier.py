@@ -1,9 +1,8 @@
 """The image classifier: load a Keras file, describe it, run batches through it.
 
-Knows nothing of Flask, so tests and benchmarks can use it directly. The forward pass
-is one `tf.function` with an input signature whose batch axis is open: traced once,
-never retraced for a new batch size, and far cheaper per call than `model.predict`
-(which builds a tf.data pipeline each time and breaks when greenlets interleave).
+Knows nothing of Flask, so tests and benchmarks can use it directly. The forward pass is
+one `tf.function` whose batch axis is open: traced once, far cheaper per call than
+`model.predict` (a tf.data pipeline each time, broken when greenlets interleave).
 Callers must not run `predict` concurrently: the MicroBatcher serialises it.
 """
 
@@ -60,6 +59,10 @@ class Classifier:
     @property
     def name(self) -> str:
         return self._name or (self.card.name if self.card else self.path.stem)
+
+    @property
+    def keras_model(self) -> Any:  # the loaded Keras model (explanations need it)
+        return self._loaded.model if self._loaded else None
 
     @property
     def input_name(self) -> str:
@@ -179,11 +182,8 @@ def _item_shape(tensor: Any) -> tuple[int | None, ...]:
 
 
 def _compile(model: Any, item_shape: tuple[int, ...]) -> Any:
-    """One traced graph for every batch size; returns a numpy-in, numpy-out function.
-
-    Calling the concrete function skips tf.function's per-call signature lookup
-    (about 0.2 ms a call here).
-    """
+    """One traced graph for every batch size, numpy in and out; calling the concrete
+    function skips tf.function's per-call signature lookup (about 0.2 ms a call here)."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec((None, *item_shape), tf.float32)])

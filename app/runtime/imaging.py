@@ -52,7 +52,7 @@ def decode_image(data: bytes, spec: ImageSpec, max_pixels: int,
             image.draft("L" if spec.channels == 1 else "RGB",
                         (spec.width * draft_margin, spec.height * draft_margin))
         image = ImageOps.exif_transpose(image)
-        image = _to_mode(image, "L" if spec.channels == 1 else "RGB")
+        image = to_mode(image, "L" if spec.channels == 1 else "RGB")
         fast = spec.resize != "nearest" and draft_margin
         image = image.resize((spec.width, spec.height), _RESAMPLING[spec.resize],
                              reducing_gap=3.0 if fast else None)
@@ -84,7 +84,7 @@ def _too_large(max_pixels: int) -> InvalidInput:
                         f"The image has more than {max_pixels:,} pixels; send a smaller one.")
 
 
-def _to_mode(image: Image.Image, mode: str) -> Image.Image:
+def to_mode(image: Image.Image, mode: str) -> Image.Image:
     """Convert any Pillow mode to 'L' or 'RGB': alpha composited, 16-bit scaled down."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         image = _high_depth_to_l(image)

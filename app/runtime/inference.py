@@ -2,20 +2,27 @@
 
 image bytes -> decode_image -> maybe_invert -> to_model_input -> batcher -> model
 pixel rows  ------------------------------------^
-Each stage is a named function, so each can be timed and tested on its own.
+Each stage is a named function, so each can be timed and tested on its own. An
+explanation takes the same path, then asks the batcher's model thread for a heatmap
+(app.runtime.explain) and draws it over the image (app.runtime.overlay).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
 from app.config import Settings
 from app.runtime.batcher import BatchObserver, MicroBatcher
 from app.runtime.classifier import Classifier
+from app.runtime.errors import InvalidInput
+from app.runtime.explain import Explainer, Explanation
 from app.runtime.imaging import decode_image, maybe_invert
 from app.runtime.offload import ThreadRunner
+from app.runtime.overlay import display_image, overlay_png
 from app.runtime.prediction_log import PredictionLog
 from app.runtime.spec import ImageSpec
 
@@ -23,6 +30,7 @@ from app.runtime.spec import ImageSpec
 # which would stall every other request of the worker. Small ones decode inline
 # (~0.1 ms, less than the hand-off to a thread costs).
 OFFLOAD_DECODE_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,10 @@ class InferenceService:
         self.batcher = MicroBatcher(classifier.predict,
                                     max_batch_size=settings.MAX_BATCH_SIZE,
                                     max_delay_s=settings.MAX_BATCH_DELAY_MS / 1000,
-                                    max_queue=settings.MAX_QUEUE_SIZE, observer=observer)
+                                    max_queue=settings.MAX_QUEUE_SIZE, observer=observer,
+                                    max_tasks=settings.MAX_EXPLAIN_QUEUE)
         self._decode_in_thread = ThreadRunner(max_threads=2)
+        self._explainer: Explainer | None = None
 
     @property
     def name(self) -> str:
@@ -87,13 +97,16 @@ class InferenceService:
     def ready(self) -> bool:
         return self.classifier.ready and self.batcher.alive
 
+    def _image_work(self, data: bytes, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) for an image file: in a real thread when the file is big."""
+        if len(data) >= OFFLOAD_DECODE_BYTES:
+            return self._decode_in_thread(fn, *args)
+        return fn(*args)
+
     def preprocess_image(self, data: bytes) -> np.ndarray:
         """Encoded image -> (H, W, C) uint8 pixels as the model's training data looked."""
-        args = (data, self.spec, self.settings.MAX_IMAGE_PIXELS)
-        if len(data) >= OFFLOAD_DECODE_BYTES:
-            pixels = self._decode_in_thread(decode_image, *args)
-        else:
-            pixels = decode_image(*args)
+        pixels = self._image_work(data, decode_image, data, self.spec,
+                                  self.settings.MAX_IMAGE_PIXELS)
         return maybe_invert(pixels, self.spec.invert)
 
     def classify_image(self, data: bytes) -> Prediction:
@@ -108,6 +121,44 @@ class InferenceService:
     def classify_model_input(self, batch: np.ndarray) -> np.ndarray:
         """A float32 batch already in the model's input shape -> probabilities."""
         return self._classify(batch)
+
+    def explain_image(self, data: bytes, label: str | None = None
+                      ) -> tuple[Prediction, Explanation, bytes]:
+        """Classify one image file and explain `label` (default: the top one) over it:
+        the prediction, the heatmap and a PNG of the heatmap drawn over the image."""
+        batch = self.spec.to_model_input(self.preprocess_image(data)[None])
+        prediction = Prediction(self.labels, self._classify(batch, image=data)[0])
+        [explanation] = self.explain_model_input(batch, prediction.probabilities[None], [label])
+        return prediction, explanation, self.overlay(data, explanation.heatmap)
+
+    def overlay(self, data: bytes, heatmap: np.ndarray) -> bytes:
+        """PNG bytes: the heatmap drawn over the image file (EXPLAIN_MAX_SIDE at most)."""
+        return self._image_work(data, lambda: overlay_png(
+            display_image(data, self.settings.EXPLAIN_MAX_SIDE), heatmap))
+
+    def explain_model_input(self, batch: np.ndarray, probabilities: np.ndarray,
+                            labels: Sequence[str | None]) -> list[Explanation]:
+        """Heatmaps for a model-input batch, one label per row (None: its top label),
+        computed on the model thread when no prediction is waiting."""
+        indexes = np.array([self.label_index(label, p) for label, p in
+                            zip(labels, probabilities, strict=True)])
+        if self._explainer is None:
+            assert self.classifier.keras_model is not None
+            self._explainer = Explainer(self.classifier.keras_model, self.spec,
+                                        self.classifier.output_spec.binary,  # type: ignore[union-attr]
+                                        self.settings.EXPLAIN_SMOOTHGRAD_SAMPLES)
+        if not self._explainer.prepared:
+            self._decode_in_thread(self._explainer.prepare)
+        return self.batcher.run_task(self._explainer.explain, batch, indexes)
+
+    def label_index(self, label: str | None, probabilities: np.ndarray) -> int:
+        """The index of a label by name; None is the most probable one."""
+        if label is None:
+            return int(np.argmax(probabilities))
+        if label not in self.labels:
+            raise InvalidInput("unknown_label", f"This model has no label {label!r}; its "
+                               f"labels are: {', '.join(self.labels)}.")
+        return self.labels.index(label)
 
     def _classify(self, batch: np.ndarray, image: bytes | None = None) -> np.ndarray:
         """The batcher's answer, recorded for the quality metrics and prediction log."""

@@ -52,3 +52,15 @@ def start_real_thread(fn: Callable[[], None]) -> None:
         import threading
 
         threading.Thread(target=fn, name=getattr(fn, "__name__", "worker"), daemon=True).start()
+
+
+def real_lock() -> Any:
+    """An OS lock, for code that runs in real threads (the model thread, ThreadRunner's):
+    gevent's patched Lock switches hubs when contended there and can hang."""
+    try:
+        from gevent.monkey import get_original
+    except ImportError:  # pragma: no cover - gevent is a hard dependency
+        import threading
+
+        return threading.Lock()
+    return get_original("threading", "Lock")()
