@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test lint train bench profile soak
+.PHONY: run test lint train bench bench-endpoints profile soak
 
 ## Serve the bundled model (or $MODEL_PATH) with gunicorn + gevent on http://127.0.0.1:5000
 run:
@@ -28,6 +28,11 @@ train:
 bench:
 	scripts/bootstrap.sh dev
 	$(BIN)/python -m bench.run
+
+## Per-endpoint req/s, p99 and worker CPU per request (about 3 minutes; AGAINST=<commit> for A/B)
+bench-endpoints:
+	scripts/bootstrap.sh dev
+	$(BIN)/python -m bench.endpoints $(if $(AGAINST),--against $(AGAINST))
 
 ## Profile: py-spy on one loaded worker, where its Python time goes (about 30 s)
 profile:

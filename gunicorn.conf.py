@@ -39,9 +39,10 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 access_log_format = ('%(h)s "%(r)s" %(s)s %(B)s %(M)sms xff="%({x-forwarded-for}i)s" "%(a)s" '
                      '%(p)s key=%({h5serve.caller}e)s cert="%({x-client-cert-subject}i)s" '
                      'rid=%({x-request-id}o)s')
+# Each line built from only the atoms the format names (app.http.gunicorn_logging);
 # LOG_FORMAT=json: the access log as JSON lines on stdout, beside the app's (app.http.logs).
-if os.environ.get("LOG_FORMAT", "text") == "json":
-    logger_class = "app.http.gunicorn_logging.JsonLogger"
+logger_class = "app.http.gunicorn_logging." + (
+    "JsonLogger" if os.environ.get("LOG_FORMAT", "text") == "json" else "AccessLogger")
 
 # One model copy per worker: split the cores between workers rather than
 # letting every worker's TensorFlow start a thread per core.

@@ -73,15 +73,17 @@ def rss_mb(pid: int) -> float:
 
 
 def run_wrk(url: str, image: Path, concurrency: int, seconds: float, scenario: str,
-            master_pid: int | None = None, timeout_s: int = 30) -> LoadResult:
-    """POST `image` to `url` from `concurrency` keep-alive connections for `seconds`."""
+            master_pid: int | None = None, timeout_s: int = 30,
+            content_type: str | None = None) -> LoadResult:
+    """POST `image` to `url` (multipart, or the file as the body when `content_type` is
+    given) from `concurrency` keep-alive connections for `seconds`."""
     pids = worker_pids(master_pid) if master_pid else []
     before = {pid: cpu_seconds(pid) for pid in pids}
     started = time.monotonic()
     out = subprocess.run(
         ["wrk", f"-t{min(2, concurrency)}", f"-c{concurrency}", f"-d{seconds:g}s",
-         f"--timeout={timeout_s}s", "-s", str(BENCH_DIR / "multipart.lua"), url, "--",
-         str(image)],
+         f"--timeout={timeout_s}s", "-s", str(BENCH_DIR / "post.lua"), url, "--",
+         str(image), *([content_type] if content_type else [])],
         capture_output=True, text=True, timeout=seconds + timeout_s + 30, check=True)
     elapsed = time.monotonic() - started
     spent = [cpu_seconds(pid) - before[pid] for pid in pids]

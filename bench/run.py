@@ -43,8 +43,10 @@ LEVELS = (1, 8, 32, 64)
 
 
 @contextmanager
-def stack(model: Path, workers: int, **extra_env: str) -> Iterator[dict[str, object]]:
-    """scripts/stack.sh up ... down, with the rate limit lifted (all load is one address)."""
+def stack(model: Path, workers: int, root: Path = ROOT,
+          **extra_env: str) -> Iterator[dict[str, object]]:
+    """scripts/stack.sh (of the tree at `root`) up ... down, with the rate limit lifted
+    (all load is one address)."""
     directory = Path(tempfile.mkdtemp(prefix="h5serve-bench."))
     port = free_port()
     env = {**os.environ, "MODEL_PATH": str(model), "WORKERS": str(workers),
@@ -52,7 +54,7 @@ def stack(model: Path, workers: int, **extra_env: str) -> Iterator[dict[str, obj
            "STACK_DIR": str(directory), "STACK_STATE": str(directory / "state"),
            "VENV": sys.prefix, "RATE_LIMIT": "1000000r/s", "RATE_LIMIT_BURST": "1000000",
            **extra_env}
-    script = str(ROOT / "scripts" / "stack.sh")
+    script = str(root / "scripts" / "stack.sh")
     started = time.monotonic()
     subprocess.run([script, "up"], env=env, check=True, capture_output=True, timeout=300)
     ready_s = time.monotonic() - started

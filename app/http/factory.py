@@ -20,6 +20,7 @@ from app.http import pages
 from app.http.auth import install_auth
 from app.http.cli import register_commands
 from app.http.errors import register_error_handlers
+from app.http.json_provider import OrjsonProvider
 from app.http.logs import configure_logging
 from app.http.requests import InMemoryRequest
 from app.protocols import context, explanations, request_ids, seed, tfserving, v2, v2_repository
@@ -35,8 +36,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask("app", static_folder=str(PROJECT_ROOT / "static"),
                 template_folder=str(PROJECT_ROOT / "templates"))
     app.request_class = InMemoryRequest
+    app.json = OrjsonProvider(app)  # keys in the seed response's order, as written
     app.config.update(MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH)
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the seed response's key order
     app.jinja_env.filters["mebibytes"] = mebibytes
     request_ids.install(app)  # first: every later hook, log line and error has the ID
     install_auth(app, settings)  # before the models: a bad keys file fails at once

@@ -1,6 +1,8 @@
 -- wrk script: POST one image file as multipart/form-data (field "image") on every request,
--- count responses by status, and print a JSON summary line (prefix "JSON ") when done.
---   wrk -s bench/multipart.lua URL -- IMAGE_PATH
+-- or, given a content type, a prepared body file as it is (JSON for the protocols); count
+-- responses by status, and print a JSON summary line (prefix "JSON ") when done.
+--   wrk -s bench/post.lua URL -- IMAGE_PATH
+--   wrk -s bench/post.lua URL -- BODY_PATH application/json
 local threads = {}
 
 function setup(thread)
@@ -13,9 +15,14 @@ function init(args)
   local file = assert(io.open(path, "rb"))
   local data = file:read("*a")
   file:close()
+  wrk.method = "POST"
+  if args[2] then
+    wrk.headers["Content-Type"] = args[2]
+    wrk.body = data
+    return
+  end
   local boundary = "----h5servebench7d4a1b"
   local ctype = path:match("%.jpe?g$") and "image/jpeg" or "image/png"
-  wrk.method = "POST"
   wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
   wrk.body = "--" .. boundary .. "\r\n"
     .. 'Content-Disposition: form-data; name="image"; filename="' .. path:match("[^/]+$") .. '"\r\n'

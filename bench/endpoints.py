@@ -1,0 +1,137 @@
+"""Per-endpoint cost through the real stack: req/s, p99 and worker CPU per request.
+
+    make bench-endpoints     (or: .venv/bin/python -m bench.endpoints [--against COMMIT])
+
+For each request kind people send (a multipart PNG to /predictlabel, pixel rows to
+/predict, TF Serving :predict with a b64 image, Open Inference Protocol v2 infer with an
+FP32 tensor and with a BYTES image) it drives scripts/stack.sh (nginx TLS -> gunicorn
+gevent, 2 workers) with wrk at one concurrency and reads the workers' CPU seconds from
+/proc: CPU ms per request = all workers' CPU seconds / requests answered. With
+`--against COMMIT` the same run first measures that commit (a git worktree), so every
+change is an A/B in one run on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image
+
+from bench.inprocess import trivial_model
+from bench.load import LoadResult, run_wrk
+from bench.run import BUNDLED, FASHION_IMAGE, ROOT, stack
+
+JSON = "application/json"
+
+
+def bodies(folder: Path, input_name: str) -> dict[str, tuple[str, Path, str | None]]:
+    """Endpoint kind -> (path, body file, content type; None = multipart upload)."""
+    pixels = np.asarray(Image.open(FASHION_IMAGE).convert("L"))
+    image = base64.b64encode(FASHION_IMAGE.read_bytes()).decode()
+    unit = (pixels / 255).astype(np.float32).reshape(1, 28, 28, 1)
+    documents = {
+        "predict": ("/predict", {"input": [pixels.ravel().tolist()]}),
+        "tfserving-b64": ("/v1/models/fashion_mnist:predict", {"instances": [{"b64": image}]}),
+        "v2-fp32": ("/v2/models/fashion_mnist/infer", {"inputs": [{
+            "name": input_name, "shape": list(unit.shape), "datatype": "FP32",
+            "data": [float(x) for x in unit.ravel()]}]}),
+        "v2-bytes": ("/v2/models/fashion_mnist/infer", {"inputs": [{
+            "name": input_name, "shape": [1], "datatype": "BYTES", "data": [image]}]}),
+    }
+    kinds: dict[str, tuple[str, Path, str | None]] = {
+        "predictlabel": ("/predictlabel", FASHION_IMAGE, None)}
+    for kind, (path, document) in documents.items():
+        file = folder / f"{kind}.json"
+        file.write_text(json.dumps(document))
+        kinds[kind] = (path, file, JSON)
+    return kinds
+
+
+@contextmanager
+def worktree(commit: str) -> Iterator[Path]:
+    """A checkout of `commit` beside this one, removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="h5serve-baseline.")) / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), commit],
+                   check=True, capture_output=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)],
+                       capture_output=True)
+        shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def measure(root: Path, label: str, folder: Path, seconds: float, concurrency: int,
+            model: Path | None = None, kinds: tuple[str, ...] | None = None
+            ) -> list[LoadResult]:
+    """Every endpoint kind against the stack of the tree at `root` (its bundled model and
+    card unless `model` is given)."""
+    results = []
+    with stack(model or root / BUNDLED.relative_to(ROOT), 2, root=root) as server:
+        url, master = str(server["url"]), int(server["master"])  # type: ignore[call-overload]
+        meta = requests.get(url + "/v2/models/fashion_mnist", verify=False, timeout=10).json()
+        input_name = meta.get("inputs", [{"name": "input"}])[0]["name"]  # trivial: no matter
+        for kind, (path, body, content_type) in bodies(folder, input_name).items():
+            if kinds and kind not in kinds:
+                continue
+            run_wrk(url + path, body, 8, 1, "warm-up", master, content_type=content_type)
+            result = run_wrk(url + path, body, concurrency, seconds, f"{label} {kind}", master,
+                             content_type=content_type)
+            print(f"  {result.scenario:28s} {result.rps:7.0f} req/s  p99 {result.p99_ms:6.1f} ms"
+                  f"  CPU {result.cpu_per_request_ms} ms/req  failures {result.failures}",
+                  flush=True)
+            results.append(result)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="per-endpoint cost of h5serve")
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("-c", "--concurrency", type=int, default=32)
+    parser.add_argument("--against", help="a commit to measure first, in the same run")
+    parser.add_argument("--kinds", nargs="*", help="only these endpoint kinds")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="h5serve-bodies."))
+    kinds = tuple(args.kinds or ())
+    trivial = trivial_model(ROOT / "bench" / "results" / "inputs" / "trivial.h5")
+    runs: dict[str, list[LoadResult]] = {}
+    if args.against:
+        with worktree(args.against) as tree:
+            runs["before"] = measure(tree, "before", folder, args.seconds, args.concurrency,
+                                     kinds=kinds)
+            runs["before-ceiling"] = measure(tree, "before ceiling", folder, args.seconds,
+                                             args.concurrency, trivial, ("predictlabel",))
+    runs["now"] = measure(ROOT, "now", folder, args.seconds, args.concurrency, kinds=kinds)
+    runs["now-ceiling"] = measure(ROOT, "now ceiling", folder, args.seconds, args.concurrency,
+                                  trivial, ("predictlabel",))
+    print(f"\n| endpoint (c={args.concurrency}) | req/s | p99 ms | CPU ms/req | failures |"
+          + (" req/s vs before | CPU vs before |" if args.against else ""))
+    print("|---|---:|---:|---:|---:|" + ("---:|---:|" if args.against else ""))
+    before = {r.scenario.split(" ", 1)[1]: r for key in ("before", "before-ceiling")
+              for r in runs.get(key, [])}
+    for result in runs["now"] + runs["now-ceiling"]:
+        name = result.scenario.split(" ", 1)[1]
+        row = (f"| {name} | {result.rps:.0f} | {result.p99_ms:.1f} | "
+               f"{result.cpu_per_request_ms} | {result.failures} |")
+        if name in before and before[name].rps:
+            old = before[name]
+            row += (f" {result.rps / old.rps:.2f}x ({old.rps:.0f}) | "
+                    f"{old.cpu_per_request_ms} -> {result.cpu_per_request_ms} |")
+        print(row)
+    shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The cheap access logger writes exactly gunicorn's own line, for every atom."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import runpy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
+
+from app.http.gunicorn_logging import AccessLogger, JsonLogger
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVED_FORMAT = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["access_log_format"]
+EVERY_ATOM = " ".join(f"%({a})s" for a in "hlutrsmUqHbBfaTDMLp") + \
+    " %({x-request-id}o)s %({User-Agent}i)s %({h5serve.caller}e)s %({nope}i)s %({REMOTE_ADDR}e)s"
+
+
+def _line(logger_class: type[Logger], fmt: str, request: dict[str, object]) -> str:
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("access_log_format", fmt)
+    logger = logger_class(cfg)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger.access_log.handlers = [handler]
+    logger.access(request["resp"], request["req"], request["environ"],
+                  datetime.timedelta(seconds=1, microseconds=234567))
+    return lines[0]
+
+
+def _request(agent: str, headers: list[tuple[str, str]], caller: str | None) -> dict[str, object]:
+    environ = {"REQUEST_METHOD": "POST", "RAW_URI": "/predictlabel?x=1",
+               "PATH_INFO": "/predictlabel", "QUERY_STRING": "x=1",
+               "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.77",
+               "HTTP_USER_AGENT": agent}
+    if caller:
+        environ["h5serve.caller"] = caller
+    resp = SimpleNamespace(status="200 OK", sent=431, headers=[
+        ("Content-Type", "application/json"), ("X-Request-ID", "abc"), ("X-Request-ID", "def")])
+    return {"environ": environ, "resp": resp,
+            "req": SimpleNamespace(headers=[("USER-AGENT", agent), *headers])}
+
+
+@pytest.mark.parametrize("fmt", [SERVED_FORMAT, EVERY_ATOM])
+@pytest.mark.parametrize("request_", [
+    _request("curl/8.5", [("X-FORWARDED-FOR", "10.0.0.1")], "alice"),
+    _request('evil "agent" \\', [("X-CLIENT-CERT-SUBJECT", 'CN="x"')], None),
+    _request("", [("X-FORWARDED-FOR", "1.1.1.1"), ("X-FORWARDED-FOR", "2.2.2.2")], None),
+], ids=["plain", "quotes", "repeated"])
+def test_the_line_is_gunicorns_own(fmt: str, request_: dict[str, object],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Logger, "now", lambda self: "[02/Dec/2026:01:02:03 +0000]")
+    expected = _line(Logger, fmt, request_)
+    assert _line(AccessLogger, fmt, request_) == expected
+    assert "- - [02/Dec/2026" in expected or "%(t)s" not in fmt
+
+
+def test_the_json_line_keeps_quotes_unescaped() -> None:
+    import json
+
+    line = json.loads(_line(JsonLogger, SERVED_FORMAT, _request('a "b"', [], "ci")))
+    assert line["user_agent"] == 'a "b"' and line["key"] == "ci" and line["status"] == 200
+    assert line["request_id"] == "def" and line["path"] == "/predictlabel"
