@@ -14,6 +14,7 @@ from flask import Flask, g, request
 
 from app.config import Settings
 from app.http.keys import KeyFile
+from app.protocols.bodies import form_field
 from app.protocols.errors import ApiError
 
 OPEN_ENDPOINTS = frozenset({"api.healthz", "api.readyz", "api.metrics", "api.openapi",
@@ -51,5 +52,5 @@ def presented_key() -> str:
         return bearer[7:].strip()
     key = request.headers.get("X-API-Key", "").strip()
     if not key and request.endpoint == "pages.upload":
-        key = request.form.get("api_key", "").strip()
+        key = form_field("api_key").strip()
     return key

@@ -22,7 +22,6 @@ from app.http.cli import register_commands
 from app.http.errors import register_error_handlers
 from app.http.json_provider import OrjsonProvider
 from app.http.logs import configure_logging
-from app.http.requests import InMemoryRequest
 from app.protocols import context, explanations, request_ids, seed, tfserving, v2, v2_repository
 from app.runtime.prediction_log import PredictionLog
 from app.runtime.repository import ModelRepository
@@ -35,7 +34,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     app = Flask("app", static_folder=str(PROJECT_ROOT / "static"),
                 template_folder=str(PROJECT_ROOT / "templates"))
-    app.request_class = InMemoryRequest
     app.json = OrjsonProvider(app)  # keys in the seed response's order, as written
     app.config.update(MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH)
     app.jinja_env.filters["mebibytes"] = mebibytes

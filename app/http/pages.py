@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, render_template, request, url_for
 
-from app.protocols.bodies import read_image_upload
+from app.protocols.bodies import form_field, read_image_upload
 from app.protocols.context import inference, repository
 from app.protocols.errors import CLIENT_ERRORS, as_api_error
 from app.protocols.explanations import explanation_body
@@ -76,7 +76,7 @@ def upload() -> tuple[str, int]:
     try:
         data = read_image_upload()
         service = inference(_chosen())
-        if request.form.get("explain"):
+        if form_field("explain"):
             prediction, explained, overlay = service.explain_image(data)
             explanation = explanation_body(explained, prediction.labels,
                                            prediction.probabilities, overlay)

@@ -1,8 +1,8 @@
 """Reading request bodies: the one image of a multipart upload, JSON parsed safely.
 
-Shared by every protocol's routes and the upload page. Multipart parts arrive as
-in-memory buffers (app.http.requests.InMemoryRequest): nothing a client sends is
-written to disk.
+Shared by every protocol's routes and the upload page. The body is read into memory
+once (MAX_CONTENT_LENGTH bounds it) and its parts split there (app.protocols.multipart):
+nothing a client sends is written to disk.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import json
 from typing import Any
 
 import orjson
-from flask import request
+from flask import g, request
 
 from app.protocols.errors import ApiError
+from app.protocols.multipart import Part, parse_multipart
 
 IMAGE_FIELDS = ("image", "file")
 
@@ -25,16 +26,30 @@ def read_image_upload() -> bytes:
                        "Send the image as multipart/form-data, e.g. "
                        "curl -F image=@photo.png .../predictlabel "
                        f"(got {request.mimetype or 'no content type'}).")
-    files = [f for name in IMAGE_FIELDS for f in request.files.getlist(name)]
+    files = [part for part in form_parts() if part.filename is not None
+             and part.name in IMAGE_FIELDS]
     if not files:
         raise ApiError(400, "missing_file",
                        "No image in the request: send it in the multipart field 'image'.")
     if len(files) > 1:
         raise ApiError(400, "too_many_files",
                        "Send exactly one image per request (field 'image').")
-    # InMemoryRequest made the part a BytesIO: getvalue() hands over its buffer, where
-    # read() would copy it (a 4 MB upload: one more 4 MB allocation and copy).
-    return files[0].stream.getvalue()
+    return files[0].content
+
+
+def form_field(name: str) -> str:
+    """A text field of the multipart form ("" when absent), e.g. the page's `explain`."""
+    found = [part for part in form_parts() if part.filename is None and part.name == name]
+    return found[0].content.decode("utf-8", "replace") if found else ""
+
+
+def form_parts() -> list[Part]:
+    """The request's multipart parts, parsed once (app.protocols.multipart)."""
+    if "h5serve_parts" not in g:
+        boundary = request.mimetype_params.get("boundary", "")
+        is_form = request.mimetype == "multipart/form-data" and boundary
+        g.h5serve_parts = parse_multipart(request.get_data(), boundary) if is_form else []
+    return g.h5serve_parts
 
 
 def read_json_body(strict_content_type: bool = True) -> Any:
