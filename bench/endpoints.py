@@ -7,8 +7,8 @@ For each request kind people send (a multipart PNG to /predictlabel, pixel rows 
 FP32 tensor and with a BYTES image) it drives scripts/stack.sh (nginx TLS -> gunicorn
 gevent, 2 workers) with wrk at one concurrency and reads the workers' CPU seconds from
 /proc: CPU ms per request = all workers' CPU seconds / requests answered. With
-`--against COMMIT` the same run first measures that commit (a git worktree), so every
-change is an A/B in one run on the same machine.
+`--against COMMIT` the same run also measures that commit (a git worktree), both stacks
+up at once and taken in turns, so every change is an A/B in one run on the same machine.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -72,26 +72,33 @@ def worktree(commit: str) -> Iterator[Path]:
         shutil.rmtree(folder.parent, ignore_errors=True)
 
 
-def measure(root: Path, label: str, folder: Path, seconds: float, concurrency: int,
-            model: Path | None = None, kinds: tuple[str, ...] | None = None
-            ) -> list[LoadResult]:
-    """Every endpoint kind against the stack of the tree at `root` (its bundled model and
-    card unless `model` is given)."""
+def measure(trees: dict[str, Path], folder: Path, seconds: float, concurrency: int,
+            model: Path | None = None, kinds: tuple[str, ...] = ()) -> list[LoadResult]:
+    """Every endpoint kind against the stack of every tree, all up at once and taken in
+    turns (the order flipped from one kind to the next), so that drift in the machine's
+    speed falls on both sides of an A/B alike. Each tree serves its own bundled model and
+    card unless `model` is given."""
     results = []
-    with stack(model or root / BUNDLED.relative_to(ROOT), 2, root=root) as server:
-        url, master = str(server["url"]), int(server["master"])  # type: ignore[call-overload]
-        meta = requests.get(url + "/v2/models/fashion_mnist", verify=False, timeout=10).json()
+    with ExitStack() as stacks:
+        servers = {label: stacks.enter_context(
+            stack(model or root / BUNDLED.relative_to(ROOT), 2, root=root))
+            for label, root in trees.items()}
+        first = str(next(iter(servers.values()))["url"])
+        meta = requests.get(first + "/v2/models/fashion_mnist", verify=False, timeout=10).json()
         input_name = meta.get("inputs", [{"name": "input"}])[0]["name"]  # trivial: no matter
-        for kind, (path, body, content_type) in bodies(folder, input_name).items():
-            if kinds and kind not in kinds:
-                continue
-            run_wrk(url + path, body, 8, 1, "warm-up", master, content_type=content_type)
-            result = run_wrk(url + path, body, concurrency, seconds, f"{label} {kind}", master,
-                             content_type=content_type)
-            print(f"  {result.scenario:28s} {result.rps:7.0f} req/s  p99 {result.p99_ms:6.1f} ms"
-                  f"  CPU {result.cpu_per_request_ms} ms/req  failures {result.failures}",
-                  flush=True)
-            results.append(result)
+        chosen = [(kind, how) for kind, how in bodies(folder, input_name).items()
+                  if not kinds or kind in kinds]
+        for turn, (kind, (path, body, content_type)) in enumerate(chosen):
+            order = list(servers.items())
+            for label, server in order[::-1] if turn % 2 else order:
+                url, master = str(server["url"]), int(server["master"])  # type: ignore[call-overload]
+                run_wrk(url + path, body, 8, 1, "warm-up", master, content_type=content_type)
+                result = run_wrk(url + path, body, concurrency, seconds, f"{label} {kind}",
+                                 master, content_type=content_type)
+                print(f"  {result.scenario:28s} {result.rps:7.0f} req/s  p99 "
+                      f"{result.p99_ms:6.1f} ms  CPU {result.cpu_per_request_ms} ms/req  "
+                      f"failures {result.failures}", flush=True)
+                results.append(result)
     return results
 
 
@@ -99,28 +106,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="per-endpoint cost of h5serve")
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("-c", "--concurrency", type=int, default=32)
-    parser.add_argument("--against", help="a commit to measure first, in the same run")
+    parser.add_argument("--against", help="a commit to measure in the same run (A/B)")
     parser.add_argument("--kinds", nargs="*", help="only these endpoint kinds")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="h5serve-bodies."))
-    kinds = tuple(args.kinds or ())
     trivial = trivial_model(ROOT / "bench" / "results" / "inputs" / "trivial.h5")
-    runs: dict[str, list[LoadResult]] = {}
-    if args.against:
-        with worktree(args.against) as tree:
-            runs["before"] = measure(tree, "before", folder, args.seconds, args.concurrency,
-                                     kinds=kinds)
-            runs["before-ceiling"] = measure(tree, "before ceiling", folder, args.seconds,
-                                             args.concurrency, trivial, ("predictlabel",))
-    runs["now"] = measure(ROOT, "now", folder, args.seconds, args.concurrency, kinds=kinds)
-    runs["now-ceiling"] = measure(ROOT, "now ceiling", folder, args.seconds, args.concurrency,
-                                  trivial, ("predictlabel",))
+    with ExitStack() as opened:
+        trees = {"now": ROOT}
+        if args.against:
+            trees = {"before": opened.enter_context(worktree(args.against)), **trees}
+        runs = measure(trees, folder, args.seconds, args.concurrency,
+                       kinds=tuple(args.kinds or ()))
+        runs += measure({f"{label} ceiling": root for label, root in trees.items()}, folder,
+                        args.seconds, args.concurrency, trivial, ("predictlabel",))
     print(f"\n| endpoint (c={args.concurrency}) | req/s | p99 ms | CPU ms/req | failures |"
           + (" req/s vs before | CPU vs before |" if args.against else ""))
     print("|---|---:|---:|---:|---:|" + ("---:|---:|" if args.against else ""))
-    before = {r.scenario.split(" ", 1)[1]: r for key in ("before", "before-ceiling")
-              for r in runs.get(key, [])}
-    for result in runs["now"] + runs["now-ceiling"]:
+    before = {r.scenario.split(" ", 1)[1]: r for r in runs if r.scenario.startswith("before")}
+    for result in (r for r in runs if r.scenario.startswith("now")):
         name = result.scenario.split(" ", 1)[1]
         row = (f"| {name} | {result.rps:.0f} | {result.p99_ms:.1f} | "
                f"{result.cpu_per_request_ms} | {result.failures} |")
