@@ -4,11 +4,12 @@
 
 For each request kind people send (a multipart PNG to /predictlabel, pixel rows to
 /predict, TF Serving :predict with a b64 image, Open Inference Protocol v2 infer with an
-FP32 tensor and with a BYTES image) it drives scripts/stack.sh (nginx TLS -> gunicorn
-gevent, 2 workers) with wrk at one concurrency and reads the workers' CPU seconds from
-/proc: CPU ms per request = all workers' CPU seconds / requests answered. With
-`--against COMMIT` the same run also measures that commit (a git worktree), both stacks
-up at once and taken in turns, so every change is an A/B in one run on the same machine.
+FP32 tensor, a BYTES image, and a binary FP32 tensor with a binary answer) it drives
+scripts/stack.sh (nginx TLS -> gunicorn gevent, 2 workers) with wrk at one concurrency and
+reads the workers' CPU seconds from /proc: CPU ms per request = all workers' CPU seconds
+/ requests answered. With `--against COMMIT` the same run also measures that commit (a
+git worktree), both stacks up at once and taken in turns, so every change is an A/B in
+one run on the same machine.
 """
 
 from __future__ import annotations
@@ -35,8 +36,12 @@ from bench.run import BUNDLED, FASHION_IMAGE, ROOT, stack
 JSON = "application/json"
 
 
-def bodies(folder: Path, input_name: str) -> dict[str, tuple[str, Path, str | None]]:
-    """Endpoint kind -> (path, body file, content type; None = multipart upload)."""
+Body = tuple[str, Path, str | None, str | None]
+
+
+def bodies(folder: Path, input_name: str) -> dict[str, Body]:
+    """Endpoint kind -> (path, body file, content type (None: a multipart upload), one more
+    header)."""
     pixels = np.asarray(Image.open(FASHION_IMAGE).convert("L"))
     image = base64.b64encode(FASHION_IMAGE.read_bytes()).decode()
     unit = (pixels / 255).astype(np.float32).reshape(1, 28, 28, 1)
@@ -49,12 +54,19 @@ def bodies(folder: Path, input_name: str) -> dict[str, tuple[str, Path, str | No
         "v2-bytes": ("/v2/models/fashion_mnist/infer", {"inputs": [{
             "name": input_name, "shape": [1], "datatype": "BYTES", "data": [image]}]}),
     }
-    kinds: dict[str, tuple[str, Path, str | None]] = {
-        "predictlabel": ("/predictlabel", FASHION_IMAGE, None)}
+    kinds: dict[str, Body] = {"predictlabel": ("/predictlabel", FASHION_IMAGE, None, None)}
     for kind, (path, document) in documents.items():
         file = folder / f"{kind}.json"
         file.write_text(json.dumps(document))
-        kinds[kind] = (path, file, JSON)
+        kinds[kind] = (path, file, JSON, None)
+    header = json.dumps({"inputs": [{
+        "name": input_name, "shape": list(unit.shape), "datatype": "FP32",
+        "parameters": {"binary_data_size": unit.nbytes}}],
+        "parameters": {"binary_data_output": True}}).encode()
+    (folder / "v2-binary.bin").write_bytes(header + unit.astype("<f4").tobytes())
+    kinds["v2-binary"] = ("/v2/models/fashion_mnist/infer", folder / "v2-binary.bin",
+                          "application/octet-stream",
+                          f"Inference-Header-Content-Length: {len(header)}")
     return kinds
 
 
@@ -88,13 +100,14 @@ def measure(trees: dict[str, Path], folder: Path, seconds: float, concurrency: i
         input_name = meta.get("inputs", [{"name": "input"}])[0]["name"]  # trivial: no matter
         chosen = [(kind, how) for kind, how in bodies(folder, input_name).items()
                   if not kinds or kind in kinds]
-        for turn, (kind, (path, body, content_type)) in enumerate(chosen):
+        for turn, (kind, (path, body, content_type, header)) in enumerate(chosen):
             order = list(servers.items())
             for label, server in order[::-1] if turn % 2 else order:
                 url, master = str(server["url"]), int(server["master"])  # type: ignore[call-overload]
-                run_wrk(url + path, body, 8, 1, "warm-up", master, content_type=content_type)
+                run_wrk(url + path, body, 8, 1, "warm-up", master, content_type=content_type,
+                        header=header)
                 result = run_wrk(url + path, body, concurrency, seconds, f"{label} {kind}",
-                                 master, content_type=content_type)
+                                 master, content_type=content_type, header=header)
                 print(f"  {result.scenario:28s} {result.rps:7.0f} req/s  p99 "
                       f"{result.p99_ms:6.1f} ms  CPU {result.cpu_per_request_ms} ms/req  "
                       f"failures {result.failures}", flush=True)

@@ -74,7 +74,7 @@ def rss_mb(pid: int) -> float:
 
 def run_wrk(url: str, image: Path, concurrency: int, seconds: float, scenario: str,
             master_pid: int | None = None, timeout_s: int = 30,
-            content_type: str | None = None) -> LoadResult:
+            content_type: str | None = None, header: str | None = None) -> LoadResult:
     """POST `image` to `url` (multipart, or the file as the body when `content_type` is
     given) from `concurrency` keep-alive connections for `seconds`."""
     pids = worker_pids(master_pid) if master_pid else []
@@ -83,7 +83,7 @@ def run_wrk(url: str, image: Path, concurrency: int, seconds: float, scenario: s
     out = subprocess.run(
         ["wrk", f"-t{min(2, concurrency)}", f"-c{concurrency}", f"-d{seconds:g}s",
          f"--timeout={timeout_s}s", "-s", str(BENCH_DIR / "post.lua"), url, "--",
-         str(image), *([content_type] if content_type else [])],
+         str(image), *([content_type] if content_type else []), *([header] if header else [])],
         capture_output=True, text=True, timeout=seconds + timeout_s + 30, check=True)
     elapsed = time.monotonic() - started
     spent = [cpu_seconds(pid) - before[pid] for pid in pids]

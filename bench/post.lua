@@ -3,6 +3,7 @@
 -- responses by status, and print a JSON summary line (prefix "JSON ") when done.
 --   wrk -s bench/post.lua URL -- IMAGE_PATH
 --   wrk -s bench/post.lua URL -- BODY_PATH application/json
+--   wrk -s bench/post.lua URL -- BODY_PATH application/octet-stream "Header: value"
 local threads = {}
 
 function setup(thread)
@@ -18,6 +19,10 @@ function init(args)
   wrk.method = "POST"
   if args[2] then
     wrk.headers["Content-Type"] = args[2]
+    if args[3] then
+      local name, value = args[3]:match("^([^:]+):%s*(.*)$")
+      wrk.headers[name] = value
+    end
     wrk.body = data
     return
   end

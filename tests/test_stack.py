@@ -380,3 +380,23 @@ def test_sslyze_finds_only_the_self_signed_chain_against_mozilla_intermediate(
     chain = scan["certificate_info"]["result"]["certificate_deployments"][0]
     leaf = chain["received_certificate_chain"][0]
     assert leaf["subject_alternative_name"]["ip_addresses"] == ["127.0.0.1"]
+
+
+def test_tritonclient_with_its_defaults_through_nginx_tls(stack: Stack) -> None:
+    """Binary tensors both ways (the client's defaults) through nginx's TLS, trusting the
+    stack's own certificate."""
+    import gevent.ssl
+    import numpy as np
+    import tritonclient.http as triton
+    from PIL import Image
+
+    client = triton.InferenceServerClient(
+        url=stack.https.removeprefix("https://"), ssl=True,
+        ssl_context_factory=lambda: gevent.ssl.create_default_context(cafile=stack.cert))
+    assert client.is_server_ready() and client.is_model_ready("fashion_mnist")
+    pixels = np.asarray(Image.open(EXAMPLE).convert("L"), np.float32)[None, :, :, None] / 255
+    tensor = triton.InferInput("image", list(pixels.shape), "FP32")
+    tensor.set_data_from_numpy(pixels)
+    probabilities = client.infer("fashion_mnist", [tensor]).as_numpy("probabilities")
+    assert probabilities.shape == (1, 10) and probabilities.argmax() == 9  # Ankle boot
+    client.close()
