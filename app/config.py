@@ -61,6 +61,7 @@ class Settings:
     PREDICTION_LOG: str = "off"  # off | stdout | a file path: sampled predictions, JSON lines
     PREDICTION_LOG_SAMPLE: float = 1.0  # the share of predictions logged, 0.0-1.0
     SELF_CHECK: str = "refuse"
+    GRPC_BIND: str = ""  # host:port for gRPC (KServe V2, TF Serving) in every worker; "" = off
     AUTH: str = "off"  # off | keys: API keys from API_KEYS_FILE on every model endpoint
     API_KEYS_FILE: Path | None = None
 
@@ -110,6 +111,10 @@ class Settings:
         if self.AUTH == "keys" and "*" in self.cors_origins:
             raise ValueError("with AUTH=keys, CORS_ORIGINS must list the origins allowed to "
                              "call with a key (or be empty), not '*'")
+        host, colon, port = self.GRPC_BIND.rpartition(":")
+        if self.GRPC_BIND and not (colon and host and port.isdigit()):
+            raise ValueError(f"GRPC_BIND must be host:port (e.g. 0.0.0.0:8500), got "
+                             f"{self.GRPC_BIND!r}")
         if self.SELF_CHECK not in ("refuse", "warn", "off"):
             raise ValueError(f"SELF_CHECK must be refuse, warn or off, got {self.SELF_CHECK!r}")
 

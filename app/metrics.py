@@ -26,10 +26,13 @@ from prometheus_client import (
 
 _LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
 
-REQUESTS = Counter("h5serve_requests_total", "HTTP requests by endpoint, method and status",
-                   ["endpoint", "method", "status"])
+REQUESTS = Counter("h5serve_requests_total",
+                   "Requests by endpoint (for gRPC the method's full name), method (grpc for "
+                   "gRPC), status (for gRPC the HTTP status the same answer gets over HTTP) "
+                   "and protocol (http or grpc)",
+                   ["endpoint", "method", "status", "protocol"])
 REQUEST_SECONDS = Histogram("h5serve_request_duration_seconds",
-                            "Time to answer a request, by endpoint", ["endpoint"],
+                            "Time to answer a request, by endpoint", ["endpoint", "protocol"],
                             buckets=_LATENCY_BUCKETS)
 _MODEL = ["model", "version"]
 BATCH_SIZE = Histogram("h5serve_batch_size", "Rows per forward pass of the model", _MODEL,
@@ -118,11 +121,12 @@ def record_load_failure(model: str, version: int) -> None:
     MODEL_LOAD_FAILURES.labels(model, str(version)).inc()
 
 
-def record_request(endpoint: str, method: str, status: int, seconds: float | None) -> None:
+def record_request(endpoint: str, method: str, status: int | str, seconds: float | None,
+                   protocol: str = "http") -> None:
     """Count one answered request; `seconds` is None when its start was not seen."""
-    REQUESTS.labels(endpoint, method, str(status)).inc()
+    REQUESTS.labels(endpoint, method, str(status), protocol).inc()
     if seconds is not None:
-        REQUEST_SECONDS.labels(endpoint).observe(seconds)
+        REQUEST_SECONDS.labels(endpoint, protocol).observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

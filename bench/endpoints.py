@@ -4,7 +4,8 @@
 
 For each request kind people send (a multipart PNG to /predictlabel, pixel rows to
 /predict, TF Serving :predict with a b64 image, Open Inference Protocol v2 infer with an
-FP32 tensor, a BYTES image, and a binary FP32 tensor with a binary answer) it drives
+FP32 tensor, a BYTES image, and a binary FP32 tensor with a binary answer; and gRPC
+ModelInfer, bench/grpc_load.py) it drives
 scripts/stack.sh (nginx TLS -> gunicorn gevent, 2 workers) with wrk at one concurrency and
 reads the workers' CPU seconds from /proc: CPU ms per request = all workers' CPU seconds
 / requests answered. With `--against COMMIT` the same run also measures that commit (a
@@ -29,14 +30,23 @@ import numpy as np
 import requests
 from PIL import Image
 
+from bench.grpc_load import run_grpc
 from bench.inprocess import trivial_model
 from bench.load import LoadResult, run_wrk
 from bench.run import BUNDLED, FASHION_IMAGE, ROOT, stack
+from tests.servers import free_port
 
 JSON = "application/json"
 
 
 Body = tuple[str, Path, str | None, str | None]
+
+
+def _grpc_ports(root: Path) -> dict[str, str]:
+    """gRPC through the stack's nginx, for trees that have the gRPC door."""
+    if not (root / "nginx" / "grpc" / "grpc.conf.template").exists():
+        return {}
+    return {"GRPC_PORT": str(free_port()), "APP_GRPC_PORT": str(free_port())}
 
 
 def bodies(folder: Path, input_name: str) -> dict[str, Body]:
@@ -93,21 +103,31 @@ def measure(trees: dict[str, Path], folder: Path, seconds: float, concurrency: i
     results = []
     with ExitStack() as stacks:
         servers = {label: stacks.enter_context(
-            stack(model or root / BUNDLED.relative_to(ROOT), 2, root=root))
+            stack(model or root / BUNDLED.relative_to(ROOT), 2, root=root, **_grpc_ports(root)))
             for label, root in trees.items()}
         first = str(next(iter(servers.values()))["url"])
         meta = requests.get(first + "/v2/models/fashion_mnist", verify=False, timeout=10).json()
         input_name = meta.get("inputs", [{"name": "input"}])[0]["name"]  # trivial: no matter
         chosen = [(kind, how) for kind, how in bodies(folder, input_name).items()
                   if not kinds or kind in kinds]
+        if not kinds or "grpc" in kinds:
+            chosen.append(("grpc", ("", Path(), None, None)))
         for turn, (kind, (path, body, content_type, header)) in enumerate(chosen):
             order = list(servers.items())
             for label, server in order[::-1] if turn % 2 else order:
                 url, master = str(server["url"]), int(server["master"])  # type: ignore[call-overload]
-                run_wrk(url + path, body, 8, 1, "warm-up", master, content_type=content_type,
-                        header=header)
-                result = run_wrk(url + path, body, concurrency, seconds, f"{label} {kind}",
-                                 master, content_type=content_type, header=header)
+                if kind == "grpc":
+                    if server["grpc"] is None:
+                        continue  # a tree from before the gRPC door
+                    run_grpc(str(server["grpc"]), 8, 1, "warm-up", tls=server["cert"])  # type: ignore[arg-type]
+                    result = run_grpc(str(server["grpc"]), concurrency, seconds,
+                                      f"{label} {kind}", master, tls=server["cert"])  # type: ignore[arg-type]
+                else:
+                    run_wrk(url + path, body, 8, 1, "warm-up", master,
+                            content_type=content_type, header=header)
+                    result = run_wrk(url + path, body, concurrency, seconds,
+                                     f"{label} {kind}", master, content_type=content_type,
+                                     header=header)
                 print(f"  {result.scenario:28s} {result.rps:7.0f} req/s  p99 "
                       f"{result.p99_ms:6.1f} ms  CPU {result.cpu_per_request_ms} ms/req  "
                       f"failures {result.failures}", flush=True)

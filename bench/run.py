@@ -60,7 +60,10 @@ def stack(model: Path, workers: int, root: Path = ROOT,
     ready_s = time.monotonic() - started
     try:
         yield {"url": f"https://127.0.0.1:{port}", "ready_s": round(ready_s, 1),
-               "master": int((directory / "gunicorn.pid").read_text())}
+               "master": int((directory / "gunicorn.pid").read_text()),
+               "cert": directory / "certs" / "fullchain.pem",
+               "grpc": f"127.0.0.1:{extra_env['GRPC_PORT']}" if "GRPC_PORT" in extra_env
+               else None}
     finally:
         subprocess.run([script, "down"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(directory, ignore_errors=True)

@@ -21,5 +21,10 @@ if [ -n "${TLS_CLIENT_CA:-}" ]; then  # client certificates on MTLS_PORT (nginx/
   MTLS_PORT=${MTLS_PORT:-8443} /etc/nginx/h5serve/render-templates.sh \
     /etc/nginx/h5serve/mtls.conf.template "$prefix/conf.d/mtls.conf"
 fi
+if [ -n "${GRPC_PORT:-}" ]; then  # gRPC through TLS on GRPC_PORT (nginx/grpc/)
+  echo "entrypoint: gRPC on port $GRPC_PORT to ${APP_GRPC_UPSTREAM:?APP_GRPC_UPSTREAM unset}" >&2
+  /etc/nginx/h5serve/render-templates.sh /etc/nginx/h5serve/grpc.conf.template \
+    "$prefix/conf.d/grpc.conf"
+fi
 nginx -q -t -p "$prefix/" -e stderr -c nginx.conf
 exec nginx -p "$prefix/" -e stderr -c nginx.conf -g 'daemon off;'

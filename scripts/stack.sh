@@ -14,7 +14,7 @@
 # MODEL_PATH, WORKERS, SERVER_NAME (localhost), TLS_CERT/TLS_KEY (default: a self-signed certificate
 # made on the first run), RATE_LIMIT (50r/s), RATE_LIMIT_BURST (100), KEY_RATE_LIMIT (50r/s),
 # KEY_RATE_LIMIT_BURST (100), TLS_CLIENT_CA and MTLS_PORT (18444: client certificates),
-# MAX_INFLIGHT
+# GRPC_PORT (gRPC through nginx's TLS; unset: no gRPC) and APP_GRPC_PORT (18501), MAX_INFLIGHT
 # (128), STACK_DIR (where
 # pids, logs and the nginx prefix go; default: a new directory under /tmp), STACK_STATE
 # (file recording STACK_DIR; default run/stack.dir), VENV (.venv).
@@ -23,6 +23,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 export APP_PORT=${APP_PORT:-15000} HTTP_PORT=${HTTP_PORT:-18080} HTTPS_PORT=${HTTPS_PORT:-18443}
+# With GRPC_PORT, the app's workers serve gRPC on APP_GRPC_PORT, behind nginx on GRPC_PORT.
+[ -z "${GRPC_PORT:-}" ] || export GRPC_BIND=127.0.0.1:${APP_GRPC_PORT:-18501}
 venv=${VENV:-$root/.venv}
 state=${STACK_STATE:-$root/run/stack.dir}
 
@@ -119,6 +121,10 @@ up() {
     STATIC_ROOT=$dir/static ACME_ROOT=$dir/acme
   render nginx/templates/default.conf.template "$dir/conf.d/default.conf"
   render nginx/templates/https-server.inc.template "$dir/conf.d/https-server.inc"
+  render nginx/templates/tls.inc.template "$dir/conf.d/tls.inc"
+  if [ -n "${GRPC_PORT:-}" ]; then  # gRPC through nginx's TLS
+    APP_GRPC_UPSTREAM=$GRPC_BIND render nginx/grpc/grpc.conf.template "$dir/conf.d/grpc.conf"
+  fi
   if [ -n "${TLS_CLIENT_CA:-}" ]; then  # client certificates on their own port
     MTLS_PORT=${MTLS_PORT:-18444} render nginx/mtls/mtls.conf.template "$dir/conf.d/mtls.conf"
   fi

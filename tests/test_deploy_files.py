@@ -21,8 +21,10 @@ import yaml
 from servers import ROOT, VENV_BIN
 
 TEMPLATE = ROOT / "nginx" / "templates" / "default.conf.template"
-INCLUDE = ROOT / "nginx" / "templates" / "https-server.inc.template"  # the HTTPS server body
+INCLUDES = {"https-server.inc": ROOT / "nginx" / "templates" / "https-server.inc.template",
+            "tls.inc": ROOT / "nginx" / "templates" / "tls.inc.template"}  # included bodies
 MTLS = ROOT / "nginx" / "mtls" / "mtls.conf.template"
+GRPC = ROOT / "nginx" / "grpc" / "grpc.conf.template"
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
@@ -55,18 +57,20 @@ def cert(prefix: Path) -> tuple[str, str]:
 
 def render(env: dict[str, str], out: Path, template: Path = TEMPLATE) -> str:
     """Render a template with scripts/stack.sh's envsubst step (the image's logic); the
-    HTTPS server body it includes goes beside `out`, as https-server.inc."""
-    for source, target in ((template, out), (INCLUDE, out.parent / "https-server.inc")):
+    bodies it includes go beside `out` (https-server.inc, tls.inc)."""
+    included = [(source, out.parent / name) for name, source in INCLUDES.items()]
+    for source, target in ((template, out), *included):
         subprocess.run([str(ROOT / "scripts" / "stack.sh"), "render", str(source),
                         str(target)], check=True, env={"PATH": os.environ["PATH"], **env},
                        capture_output=True)
-    return out.read_text() + (out.parent / "https-server.inc").read_text()
+    return out.read_text() + "".join((out.parent / name).read_text() for name in INCLUDES)
 
 
 def nginx_t(prefix: Path, conf: Path) -> subprocess.CompletedProcess[str]:
     (prefix / "conf.d").mkdir(exist_ok=True)
     shutil.copy(conf, prefix / "conf.d" / "default.conf")
-    shutil.copy(conf.parent / "https-server.inc", prefix / "conf.d" / "https-server.inc")
+    for name in INCLUDES:
+        shutil.copy(conf.parent / name, prefix / "conf.d" / name)
     shutil.copy(ROOT / "nginx" / "nginx.conf", prefix / "nginx.conf")
     return subprocess.run(["nginx", "-t", "-p", f"{prefix}/", "-e", "logs/error.log",
                            "-c", "nginx.conf"], capture_output=True, text=True)
@@ -115,6 +119,18 @@ def test_rendered_for_compose_passes_nginx_t(prefix: Path, cert: tuple[str, str]
     assert lint.returncode == 0 and "No issues found" in lint.stdout, lint.stdout + lint.stderr
 
 
+def test_the_grpc_server_renders_and_passes_nginx_t(prefix: Path, cert: tuple[str, str]) -> None:
+    env = {**loopback_env(cert, prefix), "GRPC_PORT": "18500",
+           "APP_GRPC_UPSTREAM": "127.0.0.1:18501"}
+    render(env, prefix / "loopback.conf")
+    (prefix / "conf.d").mkdir()
+    render(env, prefix / "conf.d" / "grpc.conf", GRPC)
+    text = (prefix / "conf.d" / "grpc.conf").read_text()
+    assert "grpc_pass grpc://h5serve_grpc;" in text and "listen 18500 ssl http2;" in text
+    result = nginx_t(prefix, prefix / "loopback.conf")
+    assert result.returncode == 0, result.stderr
+
+
 def test_an_unset_variable_fails_the_render(prefix: Path, cert: tuple[str, str]) -> None:
     env = loopback_env(cert, prefix)
     del env["APP_UPSTREAM"]
@@ -124,7 +140,7 @@ def test_an_unset_variable_fails_the_render(prefix: Path, cert: tuple[str, str])
 
 
 def test_compose_envsubst_filter_names_exactly_the_template_variables() -> None:
-    used = {name for template in (TEMPLATE, INCLUDE, MTLS)
+    used = {name for template in (TEMPLATE, *INCLUDES.values(), MTLS, GRPC)
             for name in re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", template.read_text())}
     pattern = _compose_env("nginx")["NGINX_ENVSUBST_FILTER"]
     assert set(re.fullmatch(r"\^\((.*)\)\$", pattern).group(1).split("|")) == used

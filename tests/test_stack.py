@@ -81,7 +81,8 @@ def stack() -> Iterator[Stack]:
            "VENV": sys.prefix, "WORKERS": "1", "GRACEFUL_TIMEOUT": "5", "MAX_INFLIGHT": "6",
            "KEY_RATE_LIMIT": "2r/s", "KEY_RATE_LIMIT_BURST": "5"}
     env.update(TLS_CLIENT_CA=str(_client_ca(directory / "client-ca")),
-               MTLS_PORT=str(free_port()))
+               MTLS_PORT=str(free_port()), GRPC_PORT=str(free_port()),
+               APP_GRPC_PORT=str(free_port()))
     stack = Stack(directory, env, f"https://127.0.0.1:{ports['HTTPS_PORT']}",
                   f"http://127.0.0.1:{ports['HTTP_PORT']}",
                   str(directory / "certs" / "fullchain.pem"))
@@ -205,6 +206,7 @@ def test_app_down_gives_502_json_and_recovers_without_restarting_nginx(stack: St
     per_model = requests.get(stack.https + "/models/fashion_mnist", verify=stack.cert,
                              timeout=30)
     assert per_model.status_code == 502 and per_model.json()["error"]["code"] == "bad_gateway"
+    _grpc_server_ready_fails(stack, "UNAVAILABLE", "not reachable")
     started = stack.run("start-app")
     assert started.returncode == 0, started.stderr
     response = requests.post(stack.https + "/predictlabel", files={"image": EXAMPLE.read_bytes()},
@@ -400,3 +402,65 @@ def test_tritonclient_with_its_defaults_through_nginx_tls(stack: Stack) -> None:
     probabilities = client.infer("fashion_mnist", [tensor]).as_numpy("probabilities")
     assert probabilities.shape == (1, 10) and probabilities.argmax() == 9  # Ankle boot
     client.close()
+
+
+def _grpc_target(stack: Stack) -> str:
+    return f"127.0.0.1:{stack.env['GRPC_PORT']}"
+
+
+def test_grpc_clients_with_their_defaults_through_nginx_tls(stack: Stack) -> None:
+    """tritonclient.grpc and TF Serving's PredictionServiceStub over nginx's TLS (HTTP/2)."""
+    import grpc
+    import numpy as np
+    import tensorflow as tf
+    import tritonclient.grpc as triton
+    from PIL import Image
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    certificate = Path(stack.cert).read_bytes()
+    client = triton.InferenceServerClient(url=_grpc_target(stack), ssl=True,
+                                          root_certificates=stack.cert)
+    assert client.is_server_ready() and client.is_model_ready("fashion_mnist")
+    pixels = np.asarray(Image.open(EXAMPLE).convert("L"), np.float32)[None, :, :, None] / 255
+    tensor = triton.InferInput("image", list(pixels.shape), "FP32")
+    tensor.set_data_from_numpy(pixels)
+    assert client.infer("fashion_mnist", [tensor]).as_numpy("probabilities").argmax() == 9
+    credentials = grpc.ssl_channel_credentials(root_certificates=certificate)
+    with grpc.secure_channel(_grpc_target(stack), credentials) as channel:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "fashion_mnist"
+        request.inputs["image"].CopyFrom(tf.make_tensor_proto([EXAMPLE.read_bytes()]))
+        reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            request, timeout=30)
+        assert tf.make_ndarray(reply.outputs["probabilities"]).argmax() == 9
+
+
+def _grpc_server_ready_fails(stack: Stack, code: str, fragment: str) -> None:
+    """ServerReady through nginx fails with this status (nginx's own refusal)."""
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    credentials = grpc.ssl_channel_credentials(Path(stack.cert).read_bytes())
+    with grpc.secure_channel(_grpc_target(stack), credentials) as channel, \
+            pytest.raises(grpc.RpcError) as raised:
+        service_pb2_grpc.GRPCInferenceServiceStub(channel).ServerReady(
+            service_pb2.ServerReadyRequest(), timeout=30)
+    assert raised.value.code().name == code and fragment in raised.value.details()
+
+
+def test_a_too_big_grpc_message_gets_a_grpc_status(stack: Stack) -> None:
+    """Over MAX_CONTENT_LENGTH: RESOURCE_EXHAUSTED (gRPC's own limit, set to the body
+    limit; nginx streams gRPC bodies, so the app's server counts them)."""
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    credentials = grpc.ssl_channel_credentials(Path(stack.cert).read_bytes())
+    with grpc.secure_channel(_grpc_target(stack), credentials) as channel:
+        request = service_pb2.ModelInferRequest(model_name="fashion_mnist", inputs=[
+            service_pb2.ModelInferRequest.InferInputTensor(name="image", datatype="FP32",
+                                                           shape=[1, 28, 28, 1])],
+            raw_input_contents=[b"\0" * (16 * 1024 * 1024)])
+        with pytest.raises(grpc.RpcError) as raised:
+            service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert raised.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in raised.value.details()

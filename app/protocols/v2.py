@@ -86,10 +86,10 @@ def infer(name: str, version: str | None = None) -> Response:
         raise ApiError(400, "invalid_argument",
                        f"expected exactly one input tensor, named "
                        f"{service.classifier.input_name!r}")
-    batch = input_batch(body["inputs"][0], binary)
+    batch = input_batch(service, body["inputs"][0], binary)
     if binary is not None:
         binary.finish()
-    answers, buffers = outputs(body, service.classify_model_input(batch))
+    answers, buffers = outputs(service.labels, body, service.classify_model_input(batch))
     response: dict[str, Any] = {"model_name": name, "model_version": str(service.version),
                                 "outputs": answers}
     if "id" in body:

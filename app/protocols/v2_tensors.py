@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from app.protocols.context import inference
 from app.protocols.errors import ApiError
 from app.protocols.rows import check_row_count
 from app.protocols.tensors import OUTPUT_NAME, decode_b64, encoded_images, numeric_rows
 from app.protocols.v2_binary import BinaryData, pack_bytes, unpack_bytes, wants_binary
+from app.runtime.inference import InferenceService
 
 _DTYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype(np.uint8)}
 
@@ -27,9 +27,10 @@ def _invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_argument", message)
 
 
-def input_batch(tensor: dict[str, Any], binary: BinaryData | None) -> np.ndarray:
-    """The request's one input tensor -> float32 batch in the model's input shape."""
-    service = inference()
+def input_batch(service: InferenceService, tensor: dict[str, Any],
+                binary: BinaryData | None) -> np.ndarray:
+    """The request's one input tensor -> float32 batch in the model's input shape (HTTP's
+    JSON tensor, or gRPC's turned into one with its raw contents as binary data)."""
     name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
     if name != service.classifier.input_name:
         raise _invalid(f"unexpected input {name!r}: this model's input is "
@@ -48,7 +49,7 @@ def input_batch(tensor: dict[str, Any], binary: BinaryData | None) -> np.ndarray
                        "binary data (no Inference-Header-Content-Length header)")
     raw = None if size is None else binary.take(size, f"input {name!r}")  # type: ignore[union-attr]
     if datatype == "BYTES":
-        return _images(name, shape, raw, tensor.get("data"))
+        return _images(service, name, shape, raw, tensor.get("data"))
     if datatype not in _DTYPES:
         raise _invalid(f"datatype {datatype!r} is not supported: use FP32, UINT8 or BYTES")
     count = int(np.prod(shape))
@@ -81,7 +82,8 @@ def _json_numbers(data: Any, count: int, shape: list[int]) -> np.ndarray:
     return values
 
 
-def _images(name: str, shape: list[int], raw: bytes | None, data: Any) -> np.ndarray:
+def _images(service: InferenceService, name: str, shape: list[int], raw: bytes | None,
+            data: Any) -> np.ndarray:
     """A BYTES tensor of N encoded image files -> their batch, preprocessed like uploads."""
     count = shape[0] if shape else 0
     if len(shape) not in (1, 2) or int(np.prod(shape)) != count or not count:
@@ -93,14 +95,13 @@ def _images(name: str, shape: list[int], raw: bytes | None, data: Any) -> np.nda
         if len(items) != count:
             raise _invalid(f"BYTES input: {len(items)} strings for shape {shape}")
         files = [decode_b64(item, f"{name}[{i}]") for i, item in enumerate(items)]
-    return encoded_images(files, inference())
+    return encoded_images(files, service)
 
 
-def outputs(body: dict[str, Any], probabilities: np.ndarray
+def outputs(labels: tuple[str, ...], body: dict[str, Any], probabilities: np.ndarray
             ) -> tuple[list[dict[str, Any]], list[bytes]]:
     """The requested outputs (default: probabilities) and, for those sent binary, their
     bytes in order."""
-    labels = inference().labels
     requested = body.get("outputs")
     if requested is None:
         requested = [{"name": OUTPUT_NAME}]
