@@ -99,11 +99,12 @@ def measure(trees: dict[str, Path], folder: Path, seconds: float, concurrency: i
     """Every endpoint kind against the stack of every tree, all up at once and taken in
     turns (the order flipped from one kind to the next), so that drift in the machine's
     speed falls on both sides of an A/B alike. Each tree serves its own bundled model and
-    card unless `model` is given."""
+    card unless `model` is given; workers are not recycled (MAX_REQUESTS=0) while measured."""
     results = []
     with ExitStack() as stacks:
         servers = {label: stacks.enter_context(
-            stack(model or root / BUNDLED.relative_to(ROOT), 2, root=root, **_grpc_ports(root)))
+            stack(model or root / BUNDLED.relative_to(ROOT), 2, root=root, MAX_REQUESTS="0",
+                  **_grpc_ports(root)))
             for label, root in trees.items()}
         first = str(next(iter(servers.values()))["url"])
         meta = requests.get(first + "/v2/models/fashion_mnist", verify=False, timeout=10).json()
