@@ -57,8 +57,9 @@ def load_config(overrides: Mapping[str, Any] | None) -> Settings:
 
 def init_models(app: Flask, settings: Settings) -> None:
     """Load and warm every served model version once per process (MODEL_PATH's one file,
-    or MODEL_REPOSITORY's models), then keep watching the repository for new versions.
-    Fails fast with a clear message when nothing can be served."""
+    or MODEL_REPOSITORY's models), then keep watching the repository for new versions,
+    and open the gRPC door on the same models (GRPC_BIND). Fails fast with a clear
+    message when nothing can be served."""
     predictions = PredictionLog(settings.PREDICTION_LOG, settings.PREDICTION_LOG_SAMPLE,
                                 request_id=request_ids.current)
     models = ModelRepository(settings, examples_dir=PROJECT_ROOT / "static" / "examples",
