@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import datetime
 import logging
-import runpy
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +15,19 @@ from gunicorn.glogging import Logger
 from app.http.gunicorn_logging import AccessLogger, JsonLogger
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVED_FORMAT = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["access_log_format"]
+
+
+def _served_format() -> str:
+    """gunicorn.conf.py's access_log_format, read without running the file (running it
+    would set PROMETHEUS_MULTIPROC_DIR and TensorFlow's thread counts for the whole test
+    session)."""
+    tree = ast.parse((ROOT / "gunicorn.conf.py").read_text())
+    assignment = next(node for node in tree.body if isinstance(node, ast.Assign)
+                      and getattr(node.targets[0], "id", "") == "access_log_format")
+    return ast.literal_eval(assignment.value)
+
+
+SERVED_FORMAT = _served_format()
 EVERY_ATOM = " ".join(f"%({a})s" for a in "hlutrsmUqHbBfaTDMLp") + \
     " %({x-request-id}o)s %({User-Agent}i)s %({h5serve.caller}e)s %({nope}i)s %({REMOTE_ADDR}e)s"
 
@@ -67,3 +79,14 @@ def test_the_json_line_keeps_quotes_unescaped() -> None:
     line = json.loads(_line(JsonLogger, SERVED_FORMAT, _request('a "b"', [], "ci")))
     assert line["user_agent"] == 'a "b"' and line["key"] == "ci" and line["status"] == 200
     assert line["request_id"] == "def" and line["path"] == "/predictlabel"
+
+
+def test_gunicorns_master_loads_no_flask_with_the_logger() -> None:
+    """The master imports the logger class before forking: Flask must not come along."""
+    import subprocess
+    import sys
+
+    probe = "import sys, app.http.gunicorn_logging; print('flask' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -20,7 +20,6 @@ from app.http import pages
 from app.http.auth import install_auth
 from app.http.cli import register_commands
 from app.http.errors import register_error_handlers
-from app.http.grpc_server import start_grpc
 from app.http.json_provider import OrjsonProvider
 from app.http.logs import configure_logging
 from app.protocols import context, explanations, request_ids, seed, tfserving, v2, v2_repository
@@ -67,7 +66,10 @@ def init_models(app: Flask, settings: Settings) -> None:
     watcher = Rollout(models, settings)
     watcher.start()
     context.install(app, models, watcher)
-    start_grpc(settings, models)
+    if settings.GRPC_BIND:  # gRPC's modules only where it is served
+        from app.http.grpc_server import start_grpc
+
+        start_grpc(settings, models)
 
 
 def instrument_requests(app: Flask) -> None:

@@ -10,6 +10,9 @@ The JSON line is one object per request, on stdout with the app's own JSON lines
 level, request id, method, path, status, duration, model and version (from the
 response's headers), client, the API key's name (never the key) and a verified client
 certificate's subject. Built with json.dumps, so a quote in a user agent cannot break it.
+
+gunicorn's master imports this module: it must not import Flask (nor app modules that
+do), or the workers inherit a half-torn-down Flask at exit and print tracebacks.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from app.http.logs import iso_time
+
+def iso_time(seconds: float) -> str:
+    """UTC, to the millisecond: 2026-12-01T21:00:00.123Z (the app's JSON lines use it too)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
+        f".{int(seconds * 1000) % 1000:03d}Z"
 
 
 class Atoms(dict):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 
+from app.http.gunicorn_logging import iso_time
 from app.protocols.request_ids import RequestIdFilter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s [%(request_id)s]: %(message)s"
@@ -29,12 +29,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
-
-
-def iso_time(seconds: float) -> str:
-    """UTC, to the millisecond: 2026-12-01T21:00:00.123Z."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
-        f".{int(seconds * 1000) % 1000:03d}Z"
 
 
 def configure_logging(level: str, log_format: str) -> None:
