@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Flask, g, request
 
 from app.config import Settings
-from app.http.keys import KeyFile
+from app.http.keys import KeyFile, presented
 from app.protocols.bodies import form_field
 from app.protocols.errors import ApiError
 
@@ -47,10 +47,8 @@ def install_auth(app: Flask, settings: Settings) -> None:
 
 def presented_key() -> str:
     """The key the request carries, or "" (only the upload form may use a form field)."""
-    bearer = request.headers.get("Authorization", "")
-    if bearer[:7].lower() == "bearer ":
-        return bearer[7:].strip()
-    key = request.headers.get("X-API-Key", "").strip()
+    key = presented(request.headers.get("Authorization", ""),
+                    request.headers.get("X-API-Key", ""))
     if not key and request.endpoint == "pages.upload":
         key = form_field("api_key").strip()
     return key

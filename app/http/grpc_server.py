@@ -23,7 +23,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from tritonclient.grpc import service_pb2_grpc
 
 from app.config import Settings
-from app.http.keys import KeyFile
+from app.http.keys import KeyFile, presented
 from app.protocols.grpc_calls import ready
 from app.protocols.grpc_tfserving import ModelStatusServicer, PredictionServicer
 from app.protocols.grpc_v2 import SERVICE, InferenceServicer
@@ -61,9 +61,7 @@ class KeyInterceptor(grpc.ServerInterceptor):
         if details.method in OPEN_METHODS:
             return continuation(details)
         metadata = {k.lower(): v for k, v in details.invocation_metadata or ()}
-        bearer = metadata.get("authorization", "")
-        key = bearer[7:].strip() if bearer[:7].lower() == "bearer " else \
-            metadata.get("x-api-key", "").strip()
+        key = presented(metadata.get("authorization", ""), metadata.get("x-api-key", ""))
         self.keys.refresh()
         if key and self.keys.caller(key) is not None:
             return continuation(details)
@@ -76,10 +74,8 @@ class KeyInterceptor(grpc.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(refuse)
 
 
-def start_grpc(settings: Settings, models: ModelRepository) -> grpc.Server | None:
-    """Serve gRPC on GRPC_BIND in this worker (none when it is empty)."""
-    if not settings.GRPC_BIND:
-        return None
+def start_grpc(settings: Settings, models: ModelRepository) -> grpc.Server:
+    """Serve gRPC on GRPC_BIND in this worker (the factory calls it only when it is set)."""
     if gevent_active():
         from grpc.experimental import gevent as grpc_gevent
 

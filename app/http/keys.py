@@ -120,3 +120,11 @@ class KeyFile:
             if hmac.compare_digest(stored, presented):
                 found = caller
         return found
+
+
+def presented(authorization: str, x_api_key: str) -> str:
+    """The key a request carries: `Authorization: Bearer <key>`, else `X-API-Key` (the
+    same for HTTP headers and gRPC metadata); "" when neither."""
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return x_api_key.strip()

@@ -31,6 +31,11 @@ class ApiError(Exception):
                                             "request_id": request_ids.current()}}
 
 
+def invalid_argument(message: str) -> ApiError:
+    """The standard protocols' 400 for a request they cannot use (TF Serving, V2, gRPC)."""
+    return ApiError(400, "invalid_argument", message)
+
+
 # What a route may raise for a client to read: caught by the error handlers of the app
 # and of each protocol blueprint (and by the upload page, which renders it in place).
 CLIENT_ERRORS = (ApiError, ServingError)

@@ -20,7 +20,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from app.protocols.errors import ApiError
+from app.protocols.errors import invalid_argument
 from app.protocols.grpc_calls import answer, leased
 from app.protocols.rows import check_row_count
 from app.protocols.tensors import OUTPUT_NAME, encoded_images, numeric_rows, raw_outputs
@@ -31,9 +31,6 @@ PREDICTION = "/tensorflow.serving.PredictionService/"
 MODEL = "/tensorflow.serving.ModelService/"
 SIGNATURES = ("", "serving_default")
 
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(400, "invalid_argument", message)
 
 
 def _version(spec: Any) -> int | None:
@@ -54,23 +51,23 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
         spec = request.model_spec
         if spec.signature_name not in SIGNATURES:
-            raise _invalid(f"unknown signature {spec.signature_name!r}: this model has one, "
-                           "serving_default")
+            raise invalid_argument(f"unknown signature {spec.signature_name!r}: this model "
+                                   "has one, serving_default")
         with leased(self.models, spec.name, _version(spec), spec.version_label) as service:
             name = service.classifier.input_name
             if list(request.inputs) != [name]:
-                raise _invalid(f"this model has one input, named {name!r}; got "
-                               f"{sorted(request.inputs)}")
+                raise invalid_argument(f"this model has one input, named {name!r}; got "
+                                       f"{sorted(request.inputs)}")
             unknown = set(request.output_filter) - {OUTPUT_NAME}
             if unknown:
-                raise _invalid(f"unknown outputs {sorted(unknown)}: the output is "
-                               f"{OUTPUT_NAME!r}")
+                raise invalid_argument(f"unknown outputs {sorted(unknown)}: the output is "
+                                       f"{OUTPUT_NAME!r}")
             try:
                 values = tf.make_ndarray(request.inputs[name])
             except (TypeError, ValueError) as exc:
-                raise _invalid(f"input {name!r} is not a valid tensor ({exc})") from None
+                raise invalid_argument(f"input {name!r} is not a valid tensor ({exc})") from None
             if values.ndim == 0:
-                raise _invalid(f"input {name!r} needs a batch axis")
+                raise invalid_argument(f"input {name!r} needs a batch axis")
             check_row_count(len(values), service.settings.MAX_PREDICT_ROWS, f"input {name!r}")
             if values.dtype.kind in "SO":  # DT_STRING: encoded image files
                 batch = encoded_images([bytes(v) for v in values.ravel()], service)

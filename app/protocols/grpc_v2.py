@@ -18,7 +18,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
 from app.config import VERSION
-from app.protocols.errors import ApiError
+from app.protocols.errors import invalid_argument
 from app.protocols.grpc_calls import answer, leased, ready
 from app.protocols.tensors import OUTPUT_NAME
 from app.protocols.v2_binary import BinaryData, pack_bytes
@@ -94,12 +94,12 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     def _infer(self, request: Any) -> Any:
         if len(request.inputs) != 1:
-            raise ApiError(400, "invalid_argument", f"expected exactly one input tensor, "
-                           f"got {len(request.inputs)}")
+            raise invalid_argument(f"expected exactly one input tensor, "
+                                   f"got {len(request.inputs)}")
         raws = list(request.raw_input_contents)
         if raws and len(raws) != len(request.inputs):
-            raise ApiError(400, "invalid_argument", "raw_input_contents must hold one entry "
-                           "per input")
+            raise invalid_argument("raw_input_contents must hold one entry "
+                                   "per input")
         tensor, binary = _tensor(request.inputs[0], raws[0] if raws else None)
         wanted = [{"name": o.name, "parameters": {
             **{k: _parameter(v) for k, v in o.parameters.items()}, "binary_data": True}}

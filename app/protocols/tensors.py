@@ -14,14 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from app.protocols.errors import ApiError
+from app.protocols.errors import invalid_argument
 from app.runtime.inference import InferenceService
 
 OUTPUT_NAME = "probabilities"
 
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(400, "invalid_argument", message)
 
 
 def numeric_rows(values: Any, service: InferenceService, what: str) -> np.ndarray:
@@ -30,26 +27,26 @@ def numeric_rows(values: Any, service: InferenceService, what: str) -> np.ndarra
     try:
         array = np.asarray(values)
     except (ValueError, OverflowError):
-        raise _invalid(f"{what}: rows have different lengths or nesting") from None
+        raise invalid_argument(f"{what}: rows have different lengths or nesting") from None
     if array.dtype.kind not in "iuf":
-        raise _invalid(f"{what}: expected numbers (or {{\"b64\": ...}} encoded images)")
+        raise invalid_argument(f"{what}: expected numbers (or {{\"b64\": ...}} encoded images)")
     if array.ndim == 0 or array.shape[1:] != shape:
-        raise _invalid(f"{what}: expected rows of shape {list(shape)}, "
-                       f"got shape {list(array.shape[1:]) if array.ndim else []}")
+        raise invalid_argument(f"{what}: expected rows of shape {list(shape)}, "
+                               f"got shape {list(array.shape[1:]) if array.ndim else []}")
     array = array.astype(np.float32)
     if not np.isfinite(array).all():
-        raise _invalid(f"{what}: NaN and Infinity are not valid inputs")
+        raise invalid_argument(f"{what}: NaN and Infinity are not valid inputs")
     return array
 
 
 def decode_b64(text: Any, what: str) -> bytes:
     """Base64 text (standard or URL-safe alphabet) -> bytes, or a 400 naming the field."""
     if not isinstance(text, str):
-        raise _invalid(f"{what}: expected a base64 string")
+        raise invalid_argument(f"{what}: expected a base64 string")
     try:
         return base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
-        raise _invalid(f"{what}: not valid base64") from None
+        raise invalid_argument(f"{what}: not valid base64") from None
 
 
 def encoded_images(files: list[bytes], service: InferenceService) -> np.ndarray:

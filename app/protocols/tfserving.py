@@ -22,7 +22,7 @@ from flask import Blueprint, Response, jsonify
 from app.protocols import request_ids
 from app.protocols.bodies import read_json_body
 from app.protocols.context import inference, repository
-from app.protocols.errors import ApiError, answer_errors_as_protocol
+from app.protocols.errors import answer_errors_as_protocol, invalid_argument
 from app.protocols.explanations import MAX_EXPLAIN_ROWS, chosen_label, explanation_body
 from app.protocols.rows import check_row_count
 from app.protocols.tensors import (
@@ -123,9 +123,8 @@ def _request_batch(max_rows: int | None = None) -> tuple[np.ndarray, bool, dict[
     encoded images it held by row."""
     body = read_json_body(strict_content_type=False)
     if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
-        raise ApiError(400, "invalid_argument",
-                       'Request body must be an object with either "instances" (row format) '
-                       'or "inputs" (columnar format)')
+        raise invalid_argument('Request body must be an object with either "instances" (row '
+                               'format) or "inputs" (columnar format)')
     columnar = "inputs" in body
     values = body["inputs"] if columnar else body["instances"]
     if columnar and isinstance(values, dict):
@@ -141,9 +140,8 @@ def _named(value: dict[str, Any], what: str) -> Any:
     """The one named input of a single-input model ({"<input name>": value})."""
     input_name = inference().classifier.input_name
     if set(value) != {input_name} and "b64" not in value:
-        raise ApiError(400, "invalid_argument",
-                       f"{what}: this model has one input, named {input_name!r}; "
-                       f"got {sorted(value)}")
+        raise invalid_argument(f"{what}: this model has one input, named {input_name!r}; "
+                               f"got {sorted(value)}")
     return value if "b64" in value else value[input_name]
 
 
@@ -152,7 +150,7 @@ def _batch(values: Any, what: str, images_out: dict[int, bytes]) -> np.ndarray:
     the decoded image files go to images_out by row."""
     service = inference()
     if not isinstance(values, list) or not values:
-        raise ApiError(400, "invalid_argument", f"{what} must be a non-empty list")
+        raise invalid_argument(f"{what} must be a non-empty list")
     check_row_count(len(values), service.settings.MAX_PREDICT_ROWS, what)
     rows = [_named(v, what) if isinstance(v, dict) else v for v in values]
     images = [i for i, row in enumerate(rows) if isinstance(row, dict)]

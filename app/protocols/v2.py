@@ -19,7 +19,7 @@ from flask import Blueprint, Response, jsonify, request
 from app.config import VERSION as SERVER_VERSION
 from app.protocols.bodies import parse_json
 from app.protocols.context import inference, repository
-from app.protocols.errors import ApiError, answer_errors_as_protocol
+from app.protocols.errors import answer_errors_as_protocol, invalid_argument
 from app.protocols.tensors import OUTPUT_NAME
 from app.protocols.v2_binary import HEADER, BinaryData, binary_response, split_body
 from app.protocols.v2_tensors import input_batch, outputs
@@ -81,11 +81,10 @@ def infer(name: str, version: str | None = None) -> Response:
     service = inference(name, version)
     body, binary = _request_body()
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
-        raise ApiError(400, "invalid_argument", 'The body must be an object with an "inputs" list')
+        raise invalid_argument('The body must be an object with an "inputs" list')
     if len(body["inputs"]) != 1 or not isinstance(body["inputs"][0], dict):
-        raise ApiError(400, "invalid_argument",
-                       f"expected exactly one input tensor, named "
-                       f"{service.classifier.input_name!r}")
+        raise invalid_argument(f"expected exactly one input tensor, named "
+                               f"{service.classifier.input_name!r}")
     batch = input_batch(service, body["inputs"][0], binary)
     if binary is not None:
         binary.finish()

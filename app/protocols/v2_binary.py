@@ -21,13 +21,10 @@ from typing import Any
 import orjson
 from flask import Response
 
-from app.protocols.errors import ApiError
+from app.protocols.errors import invalid_argument
 
 HEADER = "Inference-Header-Content-Length"
 
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(400, "invalid_argument", message)
 
 
 class BinaryData:
@@ -40,10 +37,10 @@ class BinaryData:
     def take(self, size: Any, what: str) -> bytes:
         """The next `size` bytes for input `what`."""
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise _invalid(f"{what}: binary_data_size must be a non-negative integer")
+            raise invalid_argument(f"{what}: binary_data_size must be a non-negative integer")
         if size > len(self._data) - self._at:
-            raise _invalid(f"{what}: binary_data_size is {size} bytes but only "
-                           f"{len(self._data) - self._at} bytes of binary data are left")
+            raise invalid_argument(f"{what}: binary_data_size is {size} bytes but only "
+                                   f"{len(self._data) - self._at} bytes of binary data are left")
         chunk = self._data[self._at:self._at + size]
         self._at += size
         return chunk
@@ -51,15 +48,15 @@ class BinaryData:
     def finish(self) -> None:
         """Every byte must belong to an input: leftovers mean sizes the client got wrong."""
         if self._at != len(self._data):
-            raise _invalid(f"{len(self._data) - self._at} bytes of binary data belong to "
-                           "no input (check each input's binary_data_size)")
+            raise invalid_argument(f"{len(self._data) - self._at} bytes of binary data belong to "
+                                   "no input (check each input's binary_data_size)")
 
 
 def split_body(body: bytes, header_length: str) -> tuple[bytes, BinaryData]:
     """The JSON header and the binary rest of a request body."""
     if not header_length.isdigit() or not 0 < int(header_length) <= len(body):
-        raise _invalid(f"{HEADER} must be the JSON header's size in bytes, from 1 to the "
-                       f"body's {len(body)}; got {header_length[:40]!r}")
+        raise invalid_argument(f"{HEADER} must be the JSON header's size in bytes, from 1 to the "
+                               f"body's {len(body)}; got {header_length[:40]!r}")
     size = int(header_length)
     return body[:size], BinaryData(body, size)
 
@@ -69,16 +66,16 @@ def unpack_bytes(raw: bytes, count: int, what: str) -> list[bytes]:
     items, at = [], 0
     for index in range(count):
         if at + 4 > len(raw):
-            raise _invalid(f"{what}: binary BYTES data ends before element {index}")
+            raise invalid_argument(f"{what}: binary BYTES data ends before element {index}")
         (size,) = struct.unpack_from("<I", raw, at)
         if at + 4 + size > len(raw):
-            raise _invalid(f"{what}: element {index} says {size} bytes; only "
-                           f"{len(raw) - at - 4} are left")
+            raise invalid_argument(f"{what}: element {index} says {size} bytes; only "
+                                   f"{len(raw) - at - 4} are left")
         items.append(raw[at + 4:at + 4 + size])
         at += 4 + size
     if at != len(raw):
-        raise _invalid(f"{what}: {len(raw) - at} bytes after the {count} BYTES elements "
-                       "its shape has")
+        raise invalid_argument(f"{what}: {len(raw) - at} bytes after the {count} BYTES elements "
+                               "its shape has")
     return items
 
 
@@ -92,7 +89,7 @@ def wants_binary(request_parameters: dict[str, Any], output: dict[str, Any]) -> 
     own = (output.get("parameters") or {}).get("binary_data")
     chosen = request_parameters.get("binary_data_output", False) if own is None else own
     if not isinstance(chosen, bool):
-        raise _invalid("binary_data and binary_data_output must be true or false")
+        raise invalid_argument("binary_data and binary_data_output must be true or false")
     return chosen
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from app.protocols.errors import ApiError
+from app.protocols.errors import invalid_argument
 from app.protocols.rows import check_row_count
 from app.protocols.tensors import OUTPUT_NAME, decode_b64, encoded_images, numeric_rows
 from app.protocols.v2_binary import BinaryData, pack_bytes, unpack_bytes, wants_binary
@@ -23,9 +23,6 @@ from app.runtime.inference import InferenceService
 _DTYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype(np.uint8)}
 
 
-def _invalid(message: str) -> ApiError:
-    return ApiError(400, "invalid_argument", message)
-
 
 def input_batch(service: InferenceService, tensor: dict[str, Any],
                 binary: BinaryData | None) -> np.ndarray:
@@ -33,37 +30,38 @@ def input_batch(service: InferenceService, tensor: dict[str, Any],
     JSON tensor, or gRPC's turned into one with its raw contents as binary data)."""
     name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
     if name != service.classifier.input_name:
-        raise _invalid(f"unexpected input {name!r}: this model's input is "
-                       f"{service.classifier.input_name!r}")
+        raise invalid_argument(f"unexpected input {name!r}: this model's input is "
+                               f"{service.classifier.input_name!r}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) \
             or not shape:
-        raise _invalid("input shape must be a list of sizes")
+        raise invalid_argument("input shape must be a list of sizes")
     check_row_count(shape[0], service.settings.MAX_PREDICT_ROWS, f"input {name!r}")
     parameters = tensor.get("parameters") or {}
     if "shared_memory_region" in parameters:
-        raise _invalid("the shared-memory extensions are not supported: send the tensor "
-                       "as JSON or binary data")
+        raise invalid_argument("the shared-memory extensions are not supported: send the tensor "
+                               "as JSON or binary data")
     size = parameters.get("binary_data_size")
     if size is not None and binary is None:
-        raise _invalid(f"input {name!r} has binary_data_size but the request has no "
-                       "binary data (no Inference-Header-Content-Length header)")
+        raise invalid_argument(f"input {name!r} has binary_data_size but the request has no "
+                               "binary data (no Inference-Header-Content-Length header)")
     raw = None if size is None else binary.take(size, f"input {name!r}")  # type: ignore[union-attr]
     if datatype == "BYTES":
         return _images(service, name, shape, raw, tensor.get("data"))
     if datatype not in _DTYPES:
-        raise _invalid(f"datatype {datatype!r} is not supported: use FP32, UINT8 or BYTES")
+        raise invalid_argument(f"datatype {datatype!r} is not supported: use FP32, UINT8 or BYTES")
     count = int(np.prod(shape))
     if raw is not None:
         if len(raw) != count * _DTYPES[datatype].itemsize:
-            raise _invalid(f"input {name!r}: {len(raw)} bytes of binary data, but shape "
-                           f"{shape} of {datatype} needs {count * _DTYPES[datatype].itemsize}")
+            needed = count * _DTYPES[datatype].itemsize
+            raise invalid_argument(f"input {name!r}: {len(raw)} bytes of binary data, but "
+                                   f"shape {shape} of {datatype} needs {needed}")
         values = np.frombuffer(raw, _DTYPES[datatype]).astype(np.float64)
     else:
         values = _json_numbers(tensor.get("data"), count, shape)
     batch = numeric_rows(values.reshape(shape), service, name)
     if datatype == "UINT8":
         if batch.min(initial=0) < 0 or batch.max(initial=0) > 255 or (batch % 1).any():
-            raise _invalid("UINT8 values must be integers 0-255")
+            raise invalid_argument("UINT8 values must be integers 0-255")
         return service.spec.to_model_input(service.spec.from_model_layout(batch))
     return batch
 
@@ -76,9 +74,9 @@ def _json_numbers(data: Any, count: int, shape: list[int]) -> np.ndarray:
     except (TypeError, ValueError, OverflowError):
         values = np.asarray(data, dtype=object).ravel()  # ragged, or not numbers: say which
         if len(values) == count:
-            raise _invalid("input data must be numbers") from None
+            raise invalid_argument("input data must be numbers") from None
     if len(values) != count:
-        raise _invalid(f"input has {len(values)} values but shape {shape} needs {count}")
+        raise invalid_argument(f"input has {len(values)} values but shape {shape} needs {count}")
     return values
 
 
@@ -87,13 +85,13 @@ def _images(service: InferenceService, name: str, shape: list[int], raw: bytes |
     """A BYTES tensor of N encoded image files -> their batch, preprocessed like uploads."""
     count = shape[0] if shape else 0
     if len(shape) not in (1, 2) or int(np.prod(shape)) != count or not count:
-        raise _invalid("BYTES input: shape [N] (or [N, 1]), N > 0 encoded images")
+        raise invalid_argument("BYTES input: shape [N] (or [N, 1]), N > 0 encoded images")
     if raw is not None:
         files = unpack_bytes(raw, count, f"input {name!r}")
     else:
         items = np.asarray(data, dtype=object).ravel()
         if len(items) != count:
-            raise _invalid(f"BYTES input: {len(items)} strings for shape {shape}")
+            raise invalid_argument(f"BYTES input: {len(items)} strings for shape {shape}")
         files = [decode_b64(item, f"{name}[{i}]") for i, item in enumerate(items)]
     return encoded_images(files, service)
 
@@ -106,15 +104,15 @@ def outputs(labels: tuple[str, ...], body: dict[str, Any], probabilities: np.nda
     if requested is None:
         requested = [{"name": OUTPUT_NAME}]
     if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
-        raise _invalid('"outputs" must be a list of objects')
+        raise invalid_argument('"outputs" must be a list of objects')
     request_parameters = body.get("parameters") or {}
     if not isinstance(request_parameters, dict):
-        raise _invalid('"parameters" must be an object')
+        raise invalid_argument('"parameters" must be an object')
     answers, buffers = [], []
     for output in requested:
         if output.get("name") != OUTPUT_NAME:
-            raise _invalid(f"unknown output {output.get('name')!r}: this model's output is "
-                           f"{OUTPUT_NAME!r}")
+            raise invalid_argument(f"unknown output {output.get('name')!r}: this model's output is "
+                                   f"{OUTPUT_NAME!r}")
         top_k = (output.get("parameters") or {}).get("classification")
         if top_k is None:
             answer: dict[str, Any] = {"name": OUTPUT_NAME, "datatype": "FP32",
@@ -122,7 +120,7 @@ def outputs(labels: tuple[str, ...], body: dict[str, Any], probabilities: np.nda
             values: Any = probabilities
         else:
             if not isinstance(top_k, int) or not 1 <= top_k <= len(labels):
-                raise _invalid(f"classification must be an integer from 1 to {len(labels)}")
+                raise invalid_argument(f"classification must be an integer from 1 to {len(labels)}")
             order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
             values = [f"{probabilities[row, i]:f}:{i}:{labels[i]}"
                       for row in range(len(order)) for i in order[row]]

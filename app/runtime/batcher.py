@@ -86,14 +86,8 @@ class MicroBatcher:
         Raises Overloaded at once when MAX_QUEUE_SIZE requests are already waiting.
         """
         job = _Job(rows)
-        with self._cond:
-            if self._closed:
-                raise Overloaded("The model version is being unloaded; retry.", retry_after_s=1)
-            if len(self._jobs) >= self.max_queue:
-                raise Overloaded("The server is at capacity; retry in a moment.",
-                                 retry_after_s=1)
-            self._jobs.append(job)
-            self._cond.notify()
+        self._enqueue(self._jobs, job, self.max_queue,
+                      "The server is at capacity; retry in a moment.", retry_after_s=1)
         return job.future.result()
 
     def run_task(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -102,15 +96,20 @@ class MicroBatcher:
         Raises Overloaded at once when max_tasks are already waiting.
         """
         task = _Task(fn, args)
+        self._enqueue(self._tasks, task, self.max_tasks,
+                      "Too many explanations are waiting; retry in a moment.", retry_after_s=2)
+        return task.future.result()
+
+    def _enqueue(self, queue: deque[Any], item: _Job | _Task, limit: int, full: str,
+                 retry_after_s: int) -> None:
+        """Queue work for the loop, or refuse it at once: unloading, or `limit` waiting."""
         with self._cond:
             if self._closed:
                 raise Overloaded("The model version is being unloaded; retry.", retry_after_s=1)
-            if len(self._tasks) >= self.max_tasks:
-                raise Overloaded("Too many explanations are waiting; retry in a moment.",
-                                 retry_after_s=2)
-            self._tasks.append(task)
+            if len(queue) >= limit:
+                raise Overloaded(full, retry_after_s=retry_after_s)
+            queue.append(item)
             self._cond.notify()
-        return task.future.result()
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Take no more jobs, finish the queued ones, end the loop (a version unloaded)."""
