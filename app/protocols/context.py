@@ -58,12 +58,14 @@ def inference(name: str | None = None, version: int | str | None = None,
     """
     held = g.get("h5serve_service")
     if held is None:
-        held = repository().acquire(name, _version(name, version), label)
+        held = repository().acquire(name, version_number(name, version), label)
         g.h5serve_service = held
     return held
 
 
-def _version(name: str | None, version: int | str | None) -> int | None:
+def version_number(name: str | None, version: int | str | None) -> int | None:
+    """A version from a URL or a message as a number (None: the latest); UnknownModel
+    for one that is not a positive integer."""
     if version is None or isinstance(version, int):
         return version
     if not version.isdigit():

@@ -19,6 +19,7 @@ from typing import TypeVar
 import grpc
 
 from app import metrics
+from app.protocols.context import version_number
 from app.protocols.errors import ApiError
 from app.runtime.errors import Overloaded, ServingError, UnknownModel
 from app.runtime.inference import InferenceService
@@ -68,14 +69,10 @@ def answer(method: str, context: grpc.ServicerContext, call: Callable[[], T]) ->
 @contextmanager
 def leased(models: ModelRepository, name: str, version: str | int | None = None,
            label: str | None = None) -> Iterator[InferenceService]:
-    """The version a request asked for, held until its answer is built."""
-    number: int | None = None
-    if version not in (None, "", 0):
-        if not str(version).isdigit():
-            raise UnknownModel(f"unknown model {name!r} version {version!r}: versions are "
-                               "positive integers")
-        number = int(version)  # type: ignore[arg-type]
-    service = models.acquire(name or None, number, label or None)
+    """The version a request asked for ("" and 0, protobuf's unset, mean the latest),
+    held until its answer is built."""
+    service = models.acquire(name or None, version_number(name, version or None),
+                             label or None)
     try:
         yield service
     finally:
