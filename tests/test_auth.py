@@ -215,3 +215,39 @@ def test_no_key_reaches_a_log_line_or_a_metric(keys_path: Path, tmp_path: Path) 
     assert "key=alice" in text and "key=ci" in text and "key=-" in text
     for secret in (ALICE, CI, wrong, hashlib.sha256(CI.encode()).hexdigest()):
         assert secret not in text and secret not in metrics
+
+
+def test_cors_preflights_pass_without_a_key_and_the_call_still_needs_one(
+        keys_path: Path) -> None:
+    """A browser's preflight never carries the key: it must get flask-cors's 200 (for the
+    allowed origin only, no credentials), while the real call still needs the key."""
+    allowed, other = "https://app.example.com", "https://evil.example.org"
+    app = create_app({"MODEL_PATH": DEFAULT_MODEL_PATH, "AUTH": "keys",
+                      "API_KEYS_FILE": keys_path, "CORS_ORIGINS": allowed})
+    client = app.test_client()
+    for url, method in (("/predictlabel", "POST"), ("/v1/models/fashion_mnist:predict", "POST"),
+                        ("/v2/models/fashion_mnist/infer", "POST"), ("/model", "GET")):
+        preflight = client.options(url, headers={
+            "Origin": allowed, "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization, x-api-key, content-type"})
+        assert preflight.status_code == 200, (url, preflight.get_data(as_text=True)[:200])
+        assert preflight.headers["Access-Control-Allow-Origin"] == allowed, url
+        assert method in preflight.headers["Access-Control-Allow-Methods"], url
+        allow = {h.strip().lower()
+                 for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+        assert {"authorization", "x-api-key"} <= allow, url
+        assert "Access-Control-Allow-Credentials" not in preflight.headers, url
+        foreign = client.options(url, headers={"Origin": other,
+                                               "Access-Control-Request-Method": method,
+                                               "Access-Control-Request-Headers": "x-api-key"})
+        assert not [k for k, _ in foreign.headers if k.startswith("Access-Control-")], url
+    no_key = _call(client, "POST", "/predictlabel", Origin=allowed)
+    assert no_key.status_code == 401
+    assert no_key.headers["Access-Control-Allow-Origin"] == allowed, "the page can read why"
+    for headers in ({"X-API-Key": ALICE}, {"Authorization": f"Bearer {ALICE}"}):
+        answer = _call(client, "POST", "/predictlabel", Origin=allowed, **headers)
+        assert answer.status_code == 200
+        assert answer.headers["Access-Control-Allow-Origin"] == allowed
+        assert "Access-Control-Allow-Credentials" not in answer.headers
+        assert _call(client, "POST", "/predictlabel", Origin=other,
+                     **headers).headers.get("Access-Control-Allow-Origin") is None

@@ -6,6 +6,10 @@ host). Everything else needs `Authorization: Bearer <key>` or `X-API-Key: <key>`
 upload form may send its `api_key` field instead), so a route added later is closed
 until it is listed here. A missing or wrong key is a 401 with `WWW-Authenticate:
 Bearer`; the caller's name, never the key, goes to the access log (`key=`).
+
+A browser's CORS preflight (OPTIONS) never carries the key: Flask's automatic OPTIONS
+answer passes without one (flask-cors adds its headers for the allowed origins only;
+it runs no view), and the real request after it still needs the key.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def install_auth(app: Flask, settings: Settings) -> None:
     def _require_key() -> None:
         if request.endpoint is None or request.endpoint in OPEN_ENDPOINTS:
             return  # unknown paths answer 404 as before; open ones need no key
+        if is_automatic_options():
+            return  # a preflight: answered by Flask and flask-cors, no view runs
         keys.refresh()
         key = presented_key()
         caller = keys.caller(key) if key else None
@@ -43,6 +49,12 @@ def install_auth(app: Flask, settings: Settings) -> None:
                 headers={"WWW-Authenticate": 'Bearer realm="h5serve"'})
         request.environ[CALLER_ENVIRON] = caller.name
         g.caller = caller
+
+
+def is_automatic_options() -> bool:
+    """An OPTIONS request Flask answers by itself (the Allow header): never a view's."""
+    return request.method == "OPTIONS" and bool(
+        getattr(request.url_rule, "provide_automatic_options", False))
 
 
 def presented_key() -> str:
