@@ -259,6 +259,43 @@ def test_one_key_is_limited_on_its_own(stack: Stack) -> None:
     assert ask({}) == 200
 
 
+def test_one_key_is_one_bucket_whichever_header_carries_it(stack: Stack) -> None:
+    """The key is read as the app reads it: "X-API-Key: K", "Bearer K" and "bearer  K" share
+    one bucket, so switching headers buys no extra requests; and only a digest of the key,
+    never the key, sits in nginx's shared memory."""
+    key = "shared-bucket-key-0123456789"
+    time.sleep(2.5)  # let the per-address bucket drain after other tests
+    with requests.Session() as session:  # kept alive: the requests come faster than 2 r/s
+        def ask(headers: dict[str, str]) -> int:
+            return session.get(stack.https + "/healthz", headers=headers, verify=stack.cert,
+                               timeout=30).status_code
+
+        flood = [ask({"X-API-Key": key}) for _ in range(20)]
+        assert flood[:3] == [200] * 3 and flood[-1] == 429, flood
+        assert ask({"Authorization": f"Bearer {key}"}) == 429
+        assert ask({"Authorization": f"bearer   {key} "}) == 429
+        assert ask({"Authorization": "Basic eDp5", "X-API-Key": key}) == 429
+        assert ask({"Authorization": "Bearer another-key-0123456789"}) == 200
+        assert ask({}) == 200
+    memory = _shared_memory(int((stack.dir / "nginx.master.pid").read_text()))
+    assert key.encode() not in memory and b"another-key-0123456789" not in memory
+
+
+def _shared_memory(pid: int) -> bytes:
+    """nginx's shared zones (limit_req, limit_conn, TLS sessions): its MAP_SHARED anonymous
+    mappings, which /proc shows as /dev/zero."""
+    chunks = []
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb") as mem:
+        for line in maps:
+            fields = line.split()
+            if fields[1].endswith("s") and "/dev/zero" in line:
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                mem.seek(start)
+                chunks.append(mem.read(end - start))
+    assert len(b"".join(chunks)) > 10 * 1024 * 1024, "the limit_req zones are 10 MB each"
+    return b"".join(chunks)
+
+
 @pytest.mark.parametrize("headers", [{"X-API-Key": "k" * 9000},
                                      {"Authorization": "Bearer " + "k" * 20000}])
 def test_a_huge_key_header_gets_nginx_400_json(stack: Stack, headers: dict[str, str]) -> None:
