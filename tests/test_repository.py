@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from flask import Flask
 from helpers import encode
+from prometheus_client import REGISTRY
 from toy_models import brightness_model
 
 from app.config import DEFAULT_MODEL_PATH, Settings
@@ -217,21 +218,48 @@ def test_a_new_version_is_loaded_once_it_stops_changing_then_the_old_one_drains(
     assert models.acquire("bright").version == 2
 
 
+def _not_a_model(folder: Path) -> None:
+    (folder / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 500)
+
+
+def _five_channels(folder: Path) -> None:
+    brightness_model(folder / "model.h5", (28, 28, 5))
+
+
+def _fails_its_self_check(folder: Path) -> None:
+    """Its own card's example is white and labelled "bright"; this version says "dark"."""
+    brightness_model(folder / "model.h5", (28, 28, 1), gain=-20.0)
+    (folder / "examples").mkdir()
+    (folder / "examples" / "white.png").write_bytes(WHITE)
+    (folder / "model.json").write_text(json.dumps({
+        "labels": ["dark", "bright"], "examples": [{"file": "white.png", "label": "bright"}]}))
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (_not_a_model, "bright/2/model.h5"),
+    (_five_channels, "no 1- or 3-channel axis"),
+    (_fails_its_self_check, "self-check failed on 1 of 1 examples (white.png: dark, "
+                            "expected bright)"),
+])
 def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
-        rollout, caplog: pytest.LogCaptureFixture) -> None:
+        rollout, caplog: pytest.LogCaptureFixture, make, reason: str) -> None:
     watcher, models, root = rollout
+    failures = ("h5serve_model_load_failures_total", {"model": "bright", "version": "2"})
+    before = REGISTRY.get_sample_value(*failures) or 0.0
     (root / "bright" / "2").mkdir()
-    (root / "bright" / "2" / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 500)
+    make(root / "bright" / "2")
     watcher.reconcile()
     watcher.reconcile()
     assert _served(models) == {"bright": [1]}
     state = models.states[("bright", 2)]
-    assert state.state == "END" and "bright/2/model.h5" in state.error
+    assert state.state == "END" and reason in state.error
     assert "model bright version 2 refused" in caplog.text
     assert "still serving version 1" in caplog.text
+    assert REGISTRY.get_sample_value(*failures) == before + 1
     caplog.clear()
     watcher.reconcile()
     assert "refused" not in caplog.text, "an unchanged broken file is not retried"
+    assert REGISTRY.get_sample_value(*failures) == before + 1
 
 
 def test_a_removed_model_is_unloaded_and_then_unknown(rollout) -> None:
@@ -247,7 +275,8 @@ def test_a_removed_model_is_unloaded_and_then_unknown(rollout) -> None:
         models.acquire("other")
 
 
-def test_max_models_refuses_with_a_clear_message(rollout) -> None:
+def test_max_models_counts_what_is_served_so_a_new_version_still_replaces_an_old_one(
+        rollout) -> None:
     watcher, models, root = rollout
     for name in ("a", "b", "c"):
         _bright_version(root / name, 1)
@@ -255,8 +284,110 @@ def test_max_models_refuses_with_a_clear_message(rollout) -> None:
     watcher.reconcile()
     assert models.count() == 3
     refused = [s.error for s in models.states.values() if s.state == "END"]
-    assert refused == ["MAX_MODELS=3 versions are loaded already; raise MAX_MODELS if "
+    assert refused == ["MAX_MODELS=3 versions are served already; raise MAX_MODELS if "
                        "memory allows"]
+    _bright_version(root / "bright", 2)  # at the limit: a roll-out replaces version 1
+    watcher.reconcile()
+    watcher.reconcile()
+    assert _served(models) == {"a": [1], "b": [1], "bright": [2]}
+    assert models.states[("bright", 2)].state == "AVAILABLE"
+    (root / "bright" / "bright.json").write_text(json.dumps({"versions": "all"}))
+    watcher.reconcile()  # serving version 1 again beside 2 would be a fourth
+    assert _served(models) == {"a": [1], "b": [1], "bright": [2]}
+    assert models.states[("bright", 1)].error.startswith("MAX_MODELS=3 versions are served")
+
+
+def _version_of(models: ModelRepository, **asked: object) -> int:
+    service = models.acquire("bright", **asked)
+    models.release(service)
+    return service.version
+
+
+def test_label_and_policy_changes_take_effect_at_the_next_look(rollout) -> None:
+    watcher, models, root = rollout
+    card = root / "bright" / "bright.json"
+
+    def write_card(versions: object, labels: dict[str, int]) -> None:
+        card.write_text(json.dumps({"labels": ["dark", "bright"], "versions": versions,
+                                    "version_labels": labels}))
+
+    _bright_version(root / "bright", 2)
+    write_card({"specific": [1, 2]}, {"stable": 1, "canary": 2})
+    watcher.reconcile()
+    watcher.reconcile()
+    assert _served(models) == {"bright": [1, 2]} and _version_of(models, label="stable") == 1
+    write_card({"specific": [1, 2]}, {"stable": 2})  # version 2 promoted, canary gone
+    watcher.reconcile()
+    assert _version_of(models, label="stable") == 2
+    with pytest.raises(UnknownModel, match="label 'canary'"):
+        models.acquire("bright", label="canary")
+    write_card("latest", {"stable": 2})
+    watcher.reconcile()
+    assert _served(models) == {"bright": [2]}
+    write_card("all", {"stable": 1})
+    watcher.reconcile()  # version 1 sat on disk unchanged: no second look needed
+    assert _served(models) == {"bright": [1, 2]} and _version_of(models, label="stable") == 1
+
+
+def test_deleting_the_newest_version_hands_over_to_the_previous_without_a_gap(
+        rollout) -> None:
+    """latest 1 serving version 2; `rm -r bright/2` rolls back to 1 with no 404 between."""
+    watcher, models, root = rollout
+    _bright_version(root / "bright", 2)
+    watcher.reconcile()
+    watcher.reconcile()
+    assert _served(models) == {"bright": [2]}
+    gaps: list[str] = []
+    looking = threading.Event()
+
+    def ask() -> None:
+        while not looking.is_set():
+            try:
+                _version_of(models)
+            except UnknownModel as exc:
+                gaps.append(str(exc))
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        shutil.rmtree(root / "bright" / "2")
+        watcher.reconcile()
+        assert _served(models) == {"bright": [1]}, "version 1 sat unchanged: loaded at once"
+        _bright_version(root / "bright", 2)
+        watcher.reconcile()
+        watcher.reconcile()
+        (root / "bright" / "1" / "model.h5").touch()  # version 1 changing as 2 goes
+        shutil.rmtree(root / "bright" / "2")
+        watcher.reconcile()
+        assert _served(models) == {"bright": [2]}, "deleted, served from memory meanwhile"
+        white = np.full((1, 28, 28, 1), 255, np.uint8)
+        assert models.table["bright"].latest.classify_pixels(white).argmax() == 0  # "dark"
+        watcher.reconcile()
+        assert _served(models) == {"bright": [1]}
+    finally:
+        looking.set()
+        asker.join(30)
+    assert gaps == []
+
+
+def test_a_versions_own_card_wins_over_the_models_card(rollout) -> None:
+    watcher, models, root = rollout
+    (root / "bright" / "bright.json").write_text(json.dumps({"labels": ["dark", "bright"],
+                                                             "versions": "all"}))
+    version_two = _bright_version(root / "bright", 2)
+    version_two.with_suffix(".json").write_text(json.dumps({"labels": ["low", "high"]}))
+    watcher.reconcile()
+    watcher.reconcile()
+    assert models.table["bright"].versions[1].labels == ("dark", "bright")
+    assert models.table["bright"].versions[2].labels == ("low", "high")
+
+
+def test_model_path_wins_over_the_repository(repo: Path) -> None:
+    settings = Settings.load({"MODEL_PATH": repo / "bright" / "1" / "model.h5",
+                              "MODEL_REPOSITORY": repo, "MODEL_POLL_SECONDS": 0})
+    models = ModelRepository(settings)
+    Rollout(models, settings).start()
+    assert _served(models) == {"model": [1]}, "one file, named as today (its stem)"
 
 
 def test_one_busy_model_does_not_starve_another(rollout) -> None:

@@ -2,8 +2,9 @@
 
 nginx (TLS) and gunicorn with two gevent workers serve a repository in a temporary
 folder while eight clients post images without pause. A new version appears (copied,
-then its folder renamed into place), then a broken one, then another model is removed.
-Every answer must be a 200 from the client's side, and the switch is timed.
+then its folder renamed into place), then a broken one, then another model is removed,
+then the two newest versions are deleted (a roll-back to version 1). Every answer must be
+a 200 from the client's side, and the switches are timed.
 """
 
 from __future__ import annotations
@@ -111,13 +112,20 @@ def test_new_broken_and_removed_versions_under_load_fail_no_request(stack) -> No
 
         assert requests.get(url + "/models/other", verify=cert, timeout=10).status_code == 200
         shutil.rmtree(repo / "other")
-        _wait(lambda: requests.get(url + "/models/other", verify=cert,
-                                   timeout=10).status_code == 404
-              and requests.get(url + "/models/other", verify=cert, timeout=10).status_code
-              == 404, 4 * POLL_S + 10, "model other unloaded by both workers", app_log)
+        _wait(lambda: app_log.read_text().count("model other version 1 unloaded") >= 2,
+              4 * POLL_S + 10, "model other unloaded by both workers", app_log)
         gone = requests.post(url + "/models/other/predictlabel",
                              files={"image": ("w.png", WHITE)}, verify=cert, timeout=10)
         assert gone.status_code == 404 and gone.json()["error"]["code"] == "model_not_found"
+
+        shutil.rmtree(broken)
+        shutil.rmtree(repo / "bright" / "2")  # roll back: version 2 serves until 1 is ready
+        back = _wait(lambda: {a[2] for a in load.since(time.monotonic() - 0.5)} == {"1"},
+                     4 * POLL_S + 10, "version 1 served again", app_log) - 0.5
+        print(f"roll-back to version 1 served by both workers {back:.2f} s after version 2 "
+              "was deleted")
+        assert load.failures == [], "version 2 answered until version 1 was ready"
+        assert back <= 2 * POLL_S + 1.5
         time.sleep(POLL_S)
     print(f"{len(load.answers)} requests during the roll-outs, {len(load.failures)} failed")
     assert load.failures == []

@@ -14,6 +14,7 @@ master can check it before forking.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,15 @@ class ModelSource:
     def wanted(self) -> dict[int, Path]:
         """The versions the policy serves, with their files."""
         return {v: self.files[v] for v in self.policy.select(list(self.files))}
+
+
+def stand_ins(served: Iterable[int], wanted: Iterable[int]) -> list[int]:
+    """Served versions the policy no longer wants that go on answering meanwhile: the
+    newest ones, one for each wanted version not served yet. A roll-out replaces a
+    version, so the old one answers until its replacement is ready (or for good, if the
+    replacement is refused), even once its files are gone (it is in memory)."""
+    old = sorted(set(served) - set(wanted), reverse=True)
+    return old[:len(set(wanted) - set(served))]
 
 
 def single_file(path: Path, name: str) -> dict[str, ModelSource]:

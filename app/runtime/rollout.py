@@ -4,9 +4,13 @@ Each worker looks every MODEL_POLL_SECONDS on its own (not on SIGHUP: sent to gu
 master it restarts every worker). A new version is loaded and warmed in a real thread
 while the old one keeps serving, and traffic switches only once it is ready. A file
 must look the same twice in a row (size and mtime) before it is loaded, so a copy in
-progress is never read half-written. A version that fails to load, or fails its card's
-self-check, is refused with one log line and a metric, and what was served stays
-served until the policy's versions are all ready.
+progress is never read half-written; every file is looked at each time, so one that sat
+on disk unchanged (the previous version, when the newest is deleted) loads at once. A
+version that fails to load, or fails its card's self-check, is refused with one log line
+and a metric. What was served stays served until the policy's versions are ready, even a
+version whose files were deleted (it is in memory). Policies and labels are read at each
+look, and a change to either is published at once. MAX_MODELS counts the versions the
+new table serves; one being replaced is held beside its replacement only until drained.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from app.runtime.repository_layout import (
     fingerprint,
     scan,
     single_file,
+    stand_ins,
 )
 
 log = logging.getLogger(__name__)
@@ -46,7 +51,6 @@ class Rollout:
         self._seen: dict[tuple[str, int], tuple[int, int] | None] = {}
         self._failed: dict[tuple[str, int], tuple[int, int]] = {}
         self._logged: set[str] = set()
-        self._room = settings.MAX_MODELS  # versions that may still be loaded in this look
         self.hidden = HiddenModels()
         self._looking = threading.Lock()  # the watcher and a repository request, one at a time
 
@@ -102,7 +106,7 @@ class Rollout:
         self.hidden.set(name, unloaded)
         if not unloaded:
             for version, path in self.sources().get(name, _NONE).files.items():
-                self._seen[(name, version)] = fingerprint(path)
+                self._seen[(name, version)] = fingerprint(path)  # as if seen a look ago
         self.reconcile()
 
     def reconcile(self, initial: bool = False) -> None:
@@ -112,38 +116,56 @@ class Rollout:
 
     def _reconcile(self, initial: bool) -> None:
         before = self.repository.table
+        sources = self.sources()
+        earlier, self._seen = self._seen, {(name, v): fingerprint(path)
+                                           for name, source in sources.items()
+                                           for v, path in source.files.items()}
         hidden = self.hidden.names()
-        self._room = self.settings.MAX_MODELS - self.repository.count()  # old ones still held
+        sources = {name: s for name, s in sources.items() if name not in hidden}
+        room = self.settings.MAX_MODELS - sum(
+            _holding(before[name].versions if name in before else {}, source.wanted())
+            for name, source in sources.items())
         table: dict[str, ServedModel] = {}
-        for name, source in self.sources().items():
-            if name in hidden:
-                continue
+        for name, source in sources.items():
             wanted = source.wanted()
             versions = dict(before[name].versions) if name in before else {}
+            replacing = len(stand_ins(versions, wanted))  # loads that free a slot again
             for version, path in wanted.items():
-                if version not in versions and self._ready(name, version, path, initial):
-                    service = self._load(name, version, path, source.shared_card, versions,
-                                         initial)
-                    if service is not None:
-                        versions[version] = service
-            complete = set(wanted) <= set(versions)
-            versions = {v: s for v, s in versions.items()
-                        if v in source.files and (v in wanted or not complete)}
+                if version in versions or not self._ready(name, version, path, earlier,
+                                                          initial):
+                    continue
+                if not replacing and room <= 0:
+                    self._refuse((name, version), f"MAX_MODELS={self.settings.MAX_MODELS} "
+                                 "versions are served already; raise MAX_MODELS if memory "
+                                 "allows", versions)
+                    continue
+                service = self._load(name, version, path, source.shared_card, versions,
+                                     initial)
+                if service is None:
+                    continue
+                versions[version] = service
+                if replacing:
+                    replacing -= 1
+                else:
+                    room -= 1
+            keep = set(wanted) | set(stand_ins(versions, wanted))
+            versions = {v: s for v, s in versions.items() if v in keep}
             if versions:
                 table[name] = ServedModel(name, versions, source.version_labels)
-        if _served_ids(table) != _served_ids(before) or table.keys() != before.keys():
+        if _signature(table) != _signature(before):  # versions, labels or models changed
             self.repository.publish(table)
 
-    def _ready(self, name: str, version: int, path: Path, initial: bool) -> bool:
-        """Not refused as it is, and (after start-up) unchanged since the last look."""
+    def _ready(self, name: str, version: int, path: Path,
+               earlier: dict[tuple[str, int], tuple[int, int] | None], initial: bool) -> bool:
+        """Not refused as it is, and (after start-up) unchanged since the last look: a
+        version that sat on disk while another was served is loaded at once."""
         if initial:
             return True
         key = (name, version)
-        seen = fingerprint(path)
+        seen = self._seen.get(key)
         if seen is None or self._failed.get(key) == seen:
             return False
-        if self._seen.get(key) != seen:
-            self._seen[key] = seen
+        if earlier.get(key) != seen:
             log.info("model %s version %d found (%s); loading it once it stops changing",
                      name, version, path)
             return False
@@ -154,9 +176,6 @@ class Rollout:
         """Load one version: inline before serving (TensorFlow's first import spawns
         processes, which gevent allows only on its main loop), later in a real thread."""
         key = (name, version)
-        if self._room <= 0:
-            return self._refuse(key, f"MAX_MODELS={self.settings.MAX_MODELS} versions are "
-                                "loaded already; raise MAX_MODELS if memory allows", served)
         self.repository.states[key] = VersionState("LOADING")
         try:
             service = self.repository.load(name, version, path, shared_card,
@@ -166,9 +185,8 @@ class Rollout:
                 raise
             message = str(exc) if isinstance(exc, ModelLoadError) else \
                 f"{path}: {type(exc).__name__}: {exc}"
-            return self._refuse(key, message, served, fingerprint(path))
+            return self._refuse(key, message, served, self._seen.get(key))
         self.repository.states[key] = VersionState("AVAILABLE")
-        self._room -= 1
         return service
 
     def _refuse(self, key: tuple[str, int], message: str, served: dict[int, InferenceService],
@@ -188,5 +206,14 @@ class Rollout:
 _NONE = ModelSource("", {})
 
 
-def _served_ids(table: dict[str, ServedModel]) -> set[int]:
-    return {id(s) for model in table.values() for s in model.versions.values()}
+def _holding(served: dict[int, InferenceService], wanted: dict[int, Path]) -> int:
+    """Versions of one model that stay served whatever this look loads: the wanted ones
+    already served and the stand-ins for the others (MAX_MODELS counts these, not the
+    old versions that a roll-out is about to drain)."""
+    return len(set(served) & set(wanted)) + len(stand_ins(served, wanted))
+
+
+def _signature(table: dict[str, ServedModel]) -> dict[str, tuple[set[int], dict[str, int]]]:
+    """What a new table changes: each model's served objects and its labels."""
+    return {name: ({id(s) for s in model.versions.values()}, model.labels)
+            for name, model in table.items()}
