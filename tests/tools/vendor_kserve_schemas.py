@@ -4,9 +4,10 @@
     .venv/bin/python tests/tools/vendor_kserve_schemas.py REPO_GIT_DIR > tests/kserve_schemas.json
 
 Keeps, from config/crd/full/ at the repository's HEAD, the ClusterServingRuntime
-(v1alpha1) spec fields the runtime sets and the InferenceService (v1beta1) predictor's
-`model`, each with its whole subtree, and the commit they came from. The test makes every
-object schema strict (unknown fields rejected, as `kubectl apply --validate=strict`).
+(v1alpha1) spec fields the runtime sets and the InferenceService (v1beta1) predictor
+fields the InferenceService sets (its `model` and pod settings), each with its whole
+subtree, and the commit they came from. The test makes every object schema strict
+(unknown fields rejected, as `kubectl apply --validate=strict`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import sys
 import yaml
 
 RUNTIME_FIELDS = ("annotations", "supportedModelFormats", "protocolVersions", "containers",
-                  "multiModel", "disabled")
+                  "volumes", "multiModel", "disabled")
+PREDICTOR_FIELDS = ("model", "securityContext", "automountServiceAccountToken")
 
 
 def _crd(repo: str, name: str) -> dict:
@@ -41,7 +43,8 @@ def main(repo: str) -> None:
     spec["properties"] = {k: v for k, v in spec["properties"].items() if k in RUNTIME_FIELDS}
     isvc = _schema(_crd(repo, "inferenceservices"), "v1beta1")
     predictor = isvc["properties"]["spec"]["properties"]["predictor"]
-    predictor["properties"] = {"model": predictor["properties"]["model"]}
+    predictor["properties"] = {k: v for k, v in predictor["properties"].items()
+                               if k in PREDICTOR_FIELDS}
     isvc["properties"]["spec"]["properties"] = {"predictor": predictor}
     json.dump({"source": f"kserve/kserve {commit}, config/crd/full/",
                "ClusterServingRuntime": runtime, "InferenceService": isvc},
