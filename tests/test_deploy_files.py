@@ -7,6 +7,7 @@ entrypoint (and the official nginx image) renders it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -178,6 +179,35 @@ def test_only_nginx_publishes_ports_and_mounts_are_read_only() -> None:
     assert services["nginx"]["depends_on"]["app"]["condition"] == "service_healthy"
     assert services["nginx"]["build"]["context"] == "./nginx"
     assert services["nginx"]["restart"] == services["app"]["restart"] == "always"
+
+
+def test_the_monitoring_profile_s_addresses_and_scrape_targets_follow_the_settings() -> None:
+    """Prometheus scrapes the app by its compose service name, which the network's DNS
+    answers with whatever APP_IP is; the monitoring services' own addresses are settings
+    in the subnet, next to the others, documented in .env.example and README."""
+    services = COMPOSE["services"]
+    targets = json.loads((ROOT / "deploy" / "prometheus" / "targets" / "h5serve.json")
+                         .read_text())
+    bind_port = _compose_env("app")["BIND"].rsplit(":", 1)[1]
+    assert [t for group in targets for t in group["targets"]] == [f"app:{bind_port}"]
+    assert set(services["prometheus"]["networks"]) <= set(services["app"]["networks"])
+    subnet = _compose_default(COMPOSE["networks"]["h5serve"]["ipam"]["config"][0]["subnet"])
+    addresses = {}
+    for name in ("app", "nginx", "prometheus", "grafana"):
+        setting = services[name]["networks"]["h5serve"]["ipv4_address"]
+        variable = re.fullmatch(r"\$\{([A-Z_]+):-([\d.]+)\}", setting)
+        assert variable, f"{name}: its address is a setting with a default"
+        addresses[variable.group(1)] = variable.group(2)
+    assert len(set(addresses.values())) == len(addresses)
+    assert all(ipaddress.ip_address(a) in ipaddress.ip_network(subnet)
+               for a in addresses.values())
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for variable, default in addresses.items():
+        assert f"\n{variable}={default}\n" in example, variable
+        assert f"`{variable}`" in readme, variable
+    grafana = _compose_env("grafana")["PROMETHEUS_URL"]
+    assert grafana == f"http://{addresses['PROMETHEUS_IP']}:9090"
 
 
 def test_compose_file_matches_the_compose_specification() -> None:
