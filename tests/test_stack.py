@@ -5,6 +5,7 @@ Every request goes to 127.0.0.1 (or another loopback address) only.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -279,6 +280,25 @@ def test_one_key_is_one_bucket_whichever_header_carries_it(stack: Stack) -> None
         assert ask({}) == 200
     memory = _shared_memory(int((stack.dir / "nginx.master.pid").read_text()))
     assert key.encode() not in memory and b"another-key-0123456789" not in memory
+
+
+def test_no_credential_reaches_nginx_logs(stack: Stack) -> None:
+    """A key sent as Basic auth (`curl -u KEY:`), as Bearer or X-API-Key, with a key-like
+    cookie: none of it, plain or base64, is in any log of the stack."""
+    key = "basic-auth-key-0123456789-abcdef"
+    rid = "no-credential-in-logs.1"
+    response = requests.get(stack.https + "/healthz", auth=(key, ""), verify=stack.cert,
+                            headers={"X-Request-ID": rid, "X-API-Key": key + "-x",
+                                     "Cookie": f"api_key={key}-c"}, timeout=10)
+    assert response.status_code == 200
+    requests.get(stack.https + "/healthz", verify=stack.cert, timeout=10,
+                 headers={"Authorization": f"Bearer {key}-b", "X-Request-ID": rid + "b"})
+    assert stack.log_lines("access.log", f"rid={rid}b")
+    assert stack.log_lines("app.log", f"rid={rid}b")
+    encoded = base64.b64encode(f"{key}:".encode()).decode()
+    for log in (stack.dir / "logs").iterdir():
+        text = log.read_text(errors="replace")
+        assert key not in text and encoded not in text, log.name
 
 
 def _shared_memory(pid: int) -> bytes:
