@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
@@ -208,6 +208,27 @@ def test_the_monitoring_profile_s_addresses_and_scrape_targets_follow_the_settin
         assert f"`{variable}`" in readme, variable
     grafana = _compose_env("grafana")["PROMETHEUS_URL"]
     assert grafana == f"http://{addresses['PROMETHEUS_IP']}:9090"
+
+
+def test_the_api_keys_folder_is_mounted_read_only_into_the_app_only() -> None:
+    """The keys file's folder, not the file (a file replaced by a rename is a new inode,
+    which a single-file bind mount would never show); nginx sees only the client CA's
+    folder and its TLS volume, never the keys. Both folders are settings in .env.example."""
+    keys_file = PurePosixPath(_compose_env("app")["API_KEYS_FILE"])
+    app_mounts = [_compose_default(v).split(":") for v in COMPOSE["services"]["app"]["volumes"]]
+    keys = [(source, mode) for source, target, mode in app_mounts
+            if target == str(keys_file.parent)]
+    assert keys == [("./secrets", "ro,z")], app_mounts
+    on_host = PurePosixPath(keys[0][0], keys_file.name)
+    for volume in COMPOSE["services"]["nginx"]["volumes"]:
+        source = _compose_default(volume).split(":")[0]
+        assert not on_host.is_relative_to(PurePosixPath(source)), volume
+    assert "${TLS_CLIENT_CA_DIR:-./secrets/client-ca}:/etc/nginx/client-ca:ro,z" in \
+        COMPOSE["services"]["nginx"]["volumes"]
+    example = (ROOT / ".env.example").read_text()
+    for setting in ("API_KEYS_DIR=./secrets", "TLS_CLIENT_CA_DIR=./secrets/client-ca"):
+        assert f"\n{setting}\n" in example, setting
+    assert "${API_KEYS_DIR:-./secrets}:/app/secrets:ro,z" in COMPOSE["services"]["app"]["volumes"]
 
 
 def test_compose_file_matches_the_compose_specification() -> None:
