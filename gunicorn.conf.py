@@ -82,10 +82,15 @@ def _preflight():
             KeyFile(settings.API_KEYS_FILE)
     except ValueError as exc:
         sys.exit(f"h5serve: cannot start: {exc}")
-    host = bind.rsplit(":", 1)[0].strip("[]")
-    if settings.AUTH == "off" and host not in ("127.0.0.1", "::1", "localhost"):
-        print(f"h5serve: warning: listening on {bind} with AUTH=off: anyone who reaches "
-              "it can use every model (README: Access control)", file=sys.stderr)
+    # AUTH=off on an address others can reach, for HTTP or gRPC: say so.
+    for name, address in (("BIND", bind), ("GRPC_BIND", settings.GRPC_BIND)):
+        host = address.rsplit(":", 1)[0].strip("[]")
+        local = (not address or address.startswith(("unix:", "127."))
+                 or host in ("localhost", "::1"))
+        if settings.AUTH == "off" and not local:
+            print(f"h5serve: warning: listening on {name}={address} with AUTH=off: anyone "
+                  "who reaches it can use every model (README: Access control)",
+                  file=sys.stderr)
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     try:
         os.makedirs(metrics_dir, exist_ok=True)

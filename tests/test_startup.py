@@ -84,3 +84,45 @@ def test_a_cpu_only_start_up_log_has_no_errors(tmp_path: Path) -> None:
                 if any(word in line for word in ("E0000", "[ERROR]", " ERROR ", "cuInit",
                                                  "cuda", "CUDA", "Traceback"))]
     assert alarming == []
+
+
+def _config_output(**env: str) -> str:
+    """What gunicorn prints while reading gunicorn.conf.py (its _preflight), in a process
+    of its own: --check-config with a stand-in WSGI app, so nothing listens and no model
+    or gRPC server starts."""
+    result = subprocess.run(
+        [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--check-config",
+         "wsgiref.simple_server:demo_app"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "BIND": "127.0.0.1:5000", "GRPC_BIND": "", "AUTH": "off", **env})
+    assert result.returncode == 0, result.stderr
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("env", "warned"), [
+    ({"BIND": "0.0.0.0:5000"}, "BIND=0.0.0.0:5000"),
+    ({"BIND": "[::]:5000"}, "BIND=[::]:5000"),
+    ({"GRPC_BIND": "0.0.0.0:8501"}, "GRPC_BIND=0.0.0.0:8501"),
+    ({"GRPC_BIND": "[::]:8501"}, "GRPC_BIND=[::]:8501"),
+    ({"BIND": "10.1.2.3:5000", "GRPC_BIND": "10.1.2.3:8501"}, "GRPC_BIND=10.1.2.3:8501"),
+    ({}, None),
+    ({"BIND": "127.0.0.1:5000", "GRPC_BIND": "127.0.0.1:8501"}, None),
+    ({"BIND": "localhost:5000", "GRPC_BIND": "[::1]:8501"}, None),
+    ({"BIND": "unix:/tmp/h5serve.sock", "GRPC_BIND": "localhost:8501"}, None),
+])
+def test_auth_off_beyond_loopback_is_warned_for_http_and_grpc(env: dict[str, str],
+                                                               warned: str | None) -> None:
+    output = _config_output(**env)
+    warnings = [line for line in output.splitlines() if line.startswith("h5serve: warning:")]
+    if warned is None:
+        assert warnings == [], output
+    else:
+        assert any(warned in line and "AUTH=off" in line for line in warnings), output
+
+
+def test_no_warning_with_keys_on(tmp_path: Path) -> None:
+    keys = tmp_path / "api-keys"
+    keys.write_text("alice alice-0123456789-abcdefghij\n")
+    output = _config_output(BIND="0.0.0.0:5000", GRPC_BIND="0.0.0.0:8501", AUTH="keys",
+                            API_KEYS_FILE=str(keys), CORS_ORIGINS="")
+    assert "h5serve: warning:" not in output, output
