@@ -26,15 +26,17 @@ from prometheus_client import (
 
 _LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
 
+_MODEL = ["model", "version"]
 REQUESTS = Counter("h5serve_requests_total",
                    "Requests by endpoint (for gRPC the method's full name), method (grpc for "
-                   "gRPC), status (for gRPC the HTTP status the same answer gets over HTTP) "
-                   "and protocol (http or grpc)",
-                   ["endpoint", "method", "status", "protocol"])
+                   "gRPC), status (for gRPC the HTTP status the same answer gets over HTTP), "
+                   "protocol (http or grpc), and the model and version that answered (empty "
+                   "when none did: health, metrics, an unknown model)",
+                   ["endpoint", "method", "status", "protocol", *_MODEL])
 REQUEST_SECONDS = Histogram("h5serve_request_duration_seconds",
-                            "Time to answer a request, by endpoint", ["endpoint", "protocol"],
+                            "Time to answer a request, by endpoint and by the model and version "
+                            "that answered", ["endpoint", "protocol", *_MODEL],
                             buckets=_LATENCY_BUCKETS)
-_MODEL = ["model", "version"]
 BATCH_SIZE = Histogram("h5serve_batch_size", "Rows per forward pass of the model", _MODEL,
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
 QUEUE_WAIT_SECONDS = Histogram("h5serve_queue_wait_seconds",
@@ -65,6 +67,7 @@ LOW_CONFIDENCE = Counter("h5serve_low_confidence_total",
 PREDICTION_LOG_DROPPED = Counter("h5serve_prediction_log_dropped_total",
                                  "Prediction log lines dropped: the writer fell behind")
 _INFO_LABELS: dict[tuple[str, str], tuple[str, ...]] = {}
+_REQUEST_SERIES: dict[tuple[object, ...], tuple[Any, Any]] = {}
 
 
 def batch_observer(model: str, version: int) -> Callable[[int, list[float], float], None]:
@@ -121,12 +124,21 @@ def record_load_failure(model: str, version: int) -> None:
     MODEL_LOAD_FAILURES.labels(model, str(version)).inc()
 
 
-def record_request(endpoint: str, method: str, status: int | str, seconds: float | None,
-                   protocol: str = "http") -> None:
-    """Count one answered request; `seconds` is None when its start was not seen."""
-    REQUESTS.labels(endpoint, method, str(status), protocol).inc()
+def record_request(endpoint: str, method: str, status: int, seconds: float | None,
+                   protocol: str = "http", model: str = "", version: int | None = None) -> None:
+    """Count one answered request; `seconds` is None when its start was not seen. `model`
+    is a served one or "" (never a name from the URL), so the series stay as few as the
+    endpoints, statuses and versions served (MAX_MODELS at a time)."""
+    key = (endpoint, method, status, protocol, model, version)
+    series = _REQUEST_SERIES.get(key)
+    if series is None:  # labels() costs ~2 us a call; a request path runs this every time
+        served = (model, "" if version is None else str(version))
+        series = _REQUEST_SERIES[key] = (
+            REQUESTS.labels(endpoint, method, str(status), protocol, *served),
+            REQUEST_SECONDS.labels(endpoint, protocol, *served))
+    series[0].inc()
     if seconds is not None:
-        REQUEST_SECONDS.labels(endpoint, protocol).observe(seconds)
+        series[1].observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -148,11 +148,14 @@ def test_standard_health_checking_answers_like_readyz(served) -> None:
         assert raised.value.code() is grpc.StatusCode.NOT_FOUND
 
 
-def test_grpc_calls_are_counted_with_their_protocol(served, client) -> None:
+def test_grpc_calls_are_counted_with_their_protocol_and_model(served, client) -> None:
     client.is_server_ready()
+    client.is_model_ready("fashion_mnist")
     text = requests.get(served[0] + "/metrics", timeout=10).text
-    assert 'endpoint="/inference.GRPCInferenceService/ServerReady",method="grpc",' \
-           'protocol="grpc",status="200"' in text  # multiprocess mode sorts the labels
+    assert 'endpoint="/inference.GRPCInferenceService/ServerReady",method="grpc",model="",' \
+           'protocol="grpc",status="200",version=""' in text  # multiprocess mode sorts labels
+    assert 'endpoint="/inference.GRPCInferenceService/ModelReady",method="grpc",' \
+           'model="fashion_mnist",protocol="grpc",status="200",version="1"' in text
 
 
 def test_with_keys_grpc_wants_the_same_key_as_metadata(tmp_path: Path) -> None:

@@ -57,6 +57,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
                 requests.post(app + "/predictlabel", files={"image": EXAMPLE.read_bytes()},
                               timeout=30)
             requests.post(app + "/predictlabel", files={"image": b"no"}, timeout=30)
+            requests.post(app + "/models/nope/predictlabel", files={"image": b"no"}, timeout=30)
             _until(lambda: _value(url, 'sum(h5serve_requests_total{endpoint="/predictlabel"})')
                    >= 41, "the traffic scraped")
             time.sleep(3)  # a few more scrapes, so that rates have two points
@@ -95,6 +96,12 @@ def test_prometheus_scrapes_h5serve_and_answers_the_queries_that_matter(promethe
                       "(rate(h5serve_request_duration_seconds_bucket[1m])))")
     assert 0 < p99 < 5
     assert _value(url, 'sum(h5serve_requests_total{status="400"})') == 1
+    by_model = {(r["metric"].get("model", ""), r["metric"].get("version", "")): float(
+        r["value"][1]) for r in _query(url, 'sum by (model, version) (h5serve_requests_total'
+                                            '{endpoint=~"/predictlabel|/models/.*"})')}
+    assert by_model == {("fashion_mnist", "1"): 41, ("", ""): 1}, "the 404 used no model"
+    assert 0 < _value(url, 'histogram_quantile(0.99, sum by (model, le) ('
+                           'h5serve_request_duration_seconds_bucket{model="fashion_mnist"}))') < 5
     assert _value(url, "histogram_quantile(0.99, sum by (le) "
                        "(rate(h5serve_queue_wait_seconds_bucket[1m])))") >= 0
     assert _value(url, 'sum(h5serve_predicted_label_total{label="Bag"})') == 40

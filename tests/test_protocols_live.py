@@ -80,7 +80,8 @@ def test_metrics_sum_the_counts_of_both_workers(server: tuple[str, Path]) -> Non
     assert len(pids) == 2, "both workers served uploads"
     text = requests.get(url + "/metrics", timeout=10).text
     count = re.search(r'h5serve_requests_total\{endpoint="/predictlabel",method="POST",'
-                      r'protocol="http",status="200"\} (\d+(\.\d+)?)', text)
+                      r'model="fashion_mnist",protocol="http",status="200",version="1"\} '
+                      r'(\d+(\.\d+)?)', text)
     assert count and float(count.group(1)) >= 200, "the counts of both workers are summed"
     loads = re.findall(r'h5serve_model_load_seconds\{model="fashion_mnist",pid="(\d+)",'
                        r'version="1"\}', text)

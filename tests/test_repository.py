@@ -433,6 +433,39 @@ def test_metrics_carry_model_and_version(two_models: Flask) -> None:
     assert 'h5serve_model_info{file="model.h5",keras=' in text and 'model="bright"' in text
 
 
+def _requests(endpoint: str, status: str, model: str = "", version: str = "") -> float:
+    labels = {"endpoint": endpoint, "method": "POST", "status": status, "protocol": "http",
+              "model": model, "version": version}
+    return REGISTRY.get_sample_value("h5serve_requests_total", labels) or 0.0
+
+
+def test_request_metrics_tell_one_models_503s_from_anothers(
+        two_models: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.runtime.errors import Overloaded
+
+    def overloaded(_: bytes) -> None:
+        raise Overloaded("The server is at capacity; retry in a moment.", retry_after_s=1)
+
+    models = two_models.extensions["h5serve"]
+    monkeypatch.setattr(models.table["bright"].versions[2], "classify_image", overloaded)
+    route = "/models/<name>/predictlabel"
+    before = {(m, v, s): _requests(route, s, m, v)
+              for m, v, s in [("bright", "2", "503"), ("fashion", "1", "200"), ("", "", "404")]}
+    client = two_models.test_client()
+    assert client.post("/models/bright/predictlabel", data=_white()).status_code == 503
+    assert client.post("/models/fashion/predictlabel", data=_white()).status_code == 200
+    assert client.post("/models/nope/predictlabel", data=_white()).status_code == 404
+    assert {k: _requests(route, k[2], k[0], k[1]) - n for k, n in before.items()} == {
+        ("bright", "2", "503"): 1, ("fashion", "1", "200"): 1, ("", "", "404"): 1}
+    seconds = REGISTRY.get_sample_value("h5serve_request_duration_seconds_count", {
+        "endpoint": route, "protocol": "http", "model": "bright", "version": "2"})
+    assert seconds and seconds >= 1
+    client.get("/healthz")
+    assert REGISTRY.get_sample_value("h5serve_requests_total", {
+        "endpoint": "/healthz", "method": "GET", "status": "200", "protocol": "http",
+        "model": "", "version": ""}) >= 1
+
+
 ADMIN, USER = "ops-key-0123456789abcdef", "alice-key-0123456789abcdef"
 
 

@@ -73,7 +73,8 @@ def init_models(app: Flask, settings: Settings) -> None:
 
 
 def instrument_requests(app: Flask) -> None:
-    """Count every request by endpoint, method and status, and time it."""
+    """Count every request by endpoint, method, status and the model version that
+    answered it, and time it."""
 
     @app.before_request
     def _start_timer() -> None:
@@ -82,9 +83,12 @@ def instrument_requests(app: Flask) -> None:
     @app.after_request
     def _record(response: Response) -> Response:
         started = g.get("metrics_started")
+        served = g.get("h5serve_service")  # the version the request held (protocols.context)
         metrics.record_request(request.url_rule.rule if request.url_rule else "unmatched",
                                request.method, response.status_code,
-                               None if started is None else time.perf_counter() - started)
+                               None if started is None else time.perf_counter() - started,
+                               model=served.name if served else "",
+                               version=served.version if served else None)
         return response
 
 

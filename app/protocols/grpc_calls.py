@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import grpc
@@ -27,6 +28,7 @@ from app.runtime.repository import ModelRepository
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_HELD: ContextVar[list[InferenceService]] = ContextVar("grpc_leased_version")
 _CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
           403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
           413: grpc.StatusCode.RESOURCE_EXHAUSTED, 415: grpc.StatusCode.INVALID_ARGUMENT,
@@ -50,9 +52,12 @@ def status_of(error: Exception) -> tuple[grpc.StatusCode, str, int]:
 
 def answer(method: str, context: grpc.ServicerContext, call: Callable[[], T]) -> T:
     """Run one call: errors become its status, and it is counted like an HTTP request
-    (`endpoint` the method's full name, `method` "grpc", `protocol` "grpc")."""
+    (`endpoint` the method's full name, `method` "grpc", `protocol` "grpc", and the model
+    version it leased)."""
     started = time.perf_counter()
     status = 200
+    held: list[InferenceService] = []
+    _HELD.set(held)  # each handler runs in its own greenlet or thread, so its own context
     try:
         return call()
     except Exception as error:  # every failure becomes a status, none a crash
@@ -62,8 +67,10 @@ def answer(method: str, context: grpc.ServicerContext, call: Callable[[], T]) ->
         context.abort(code, message)
         raise  # abort() raises; for type checkers
     finally:
+        served = held[0] if held else None
         metrics.record_request(method, "grpc", status, time.perf_counter() - started,
-                               protocol="grpc")
+                               protocol="grpc", model=served.name if served else "",
+                               version=served.version if served else None)
 
 
 @contextmanager
@@ -73,6 +80,7 @@ def leased(models: ModelRepository, name: str, version: str | int | None = None,
     held until its answer is built."""
     service = models.acquire(name or None, version_number(name, version or None),
                              label or None)
+    _HELD.get([]).append(service)
     try:
         yield service
     finally:
