@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import threading
 import time
@@ -159,6 +160,52 @@ def test_v2_versions_metadata_and_the_repository_index(two_models: Flask) -> Non
     index = client.post("/v2/repository/index").get_json()
     assert [(i["name"], i["version"], i["state"]) for i in index] == [
         ("bright", "1", "READY"), ("bright", "2", "READY"), ("fashion", "1", "READY")]
+
+
+def test_the_second_model_answers_through_every_protocol(two_models: Flask) -> None:
+    """Not the default model: each protocol must reach "bright" (latest: version 2, which
+    says "dark" for a white image), and say so."""
+    client = two_models.test_client()
+    white_rows = [[255] * 784]
+    white_tensor = [[[[1.0]] * 28] * 28]
+    label = client.post("/models/bright/predictlabel", data=_white())
+    rows = client.post("/models/bright/predict", json={"input": white_rows})
+    tf_predict = client.post("/v1/models/bright:predict", json={"instances": white_tensor})
+    tf_meta = client.get("/v1/models/bright/metadata")
+    v2_meta = client.get("/v2/models/bright")
+    v2_infer = client.post("/v2/models/bright/infer", json={"inputs": [{
+        "name": v2_meta.get_json()["inputs"][0]["name"], "datatype": "FP32",
+        "shape": [1, 28, 28, 1], "data": [1.0] * 784}]})
+    for answer in (label, rows, tf_predict, tf_meta, v2_meta, v2_infer):
+        assert answer.status_code == 200, (answer.request.path, answer.get_json())
+        assert (answer.headers["X-Model-Name"], answer.headers["X-Model-Version"]) == \
+            ("bright", "2"), answer.request.path
+    assert label.get_json()["most_probable_label"] == "dark"
+    assert round(rows.get_json()[0][0]) == 1
+    assert round(tf_predict.get_json()["predictions"][0][0]) == 1
+    spec = tf_meta.get_json()["model_spec"]
+    signature = tf_meta.get_json()["metadata"]["signature_def"]["signature_def"]
+    assert spec["name"] == "bright" and spec["version"] == "2"
+    [tensor] = signature["serving_default"]["inputs"].values()
+    assert [d["size"] for d in tensor["tensor_shape"]["dim"]] == ["-1", "28", "28", "1"]
+    assert v2_meta.get_json()["name"] == "bright"
+    body = v2_infer.get_json()
+    assert (body["model_name"], body["model_version"]) == ("bright", "2")
+    assert round(body["outputs"][0]["data"][0]) == 1
+
+
+def test_the_upload_page_answers_from_the_chosen_model_without_javascript(
+        two_models: Flask) -> None:
+    """The page's model links carry ?model=, and its form posts back to that address."""
+    client = two_models.test_client()
+    page = client.get("/?model=bright").get_data(as_text=True)
+    action = re.search(r'<form[^>]* action="([^"]+)"', page)
+    assert action and action.group(1) == "/?model=bright"
+    answer = client.post(action.group(1), data=_white())
+    assert answer.status_code == 200 and answer.headers["X-Model-Name"] == "bright"
+    text = answer.get_data(as_text=True)
+    assert "Model <strong>bright</strong>" in text
+    assert '<p class="top-label" id="top-label">dark</p>' in text
 
 
 def test_unknown_models_are_404_in_each_protocols_shape(two_models: Flask) -> None:
@@ -416,6 +463,63 @@ def test_one_busy_model_does_not_starve_another(rollout) -> None:
         release.set()
         for thread in stuck:
             thread.join(30)
+
+
+def test_loading_beside_other_models_running_batchers_keeps_every_answer_right(
+        rollout, tmp_path: Path) -> None:
+    """TensorFlow objects are not thread-safe, so check the one overlap a roll-out makes:
+    a version loading (Keras reads the file, builds and traces the graph, warms up,
+    self-checks) in one thread while other models' batcher threads run forward passes and
+    explanations. Every answer must still be right, and every load succeed."""
+    watcher, models, root = rollout
+    _bright_version(root / "dim", 2)  # version 2 says "dark" for a white image
+    watcher.reconcile()
+    watcher.reconcile()
+    bright, dim = models.acquire("bright"), models.acquire("dim")
+    files = [_bright_version(tmp_path / "fresh", v) for v in range(1, 7)]
+    white = np.full((8, 28, 28, 1), 255, np.uint8)
+    answers: list[int] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def classify(service, expected: int, rows: int) -> None:
+        while not stop.is_set():
+            try:
+                got = service.classify_pixels(white[:rows]).argmax(axis=1)
+                assert (got == expected).all(), got
+                answers.append(rows)
+            except Exception as exc:  # any failure is the finding
+                errors.append(repr(exc))
+
+    def explain() -> None:
+        batch = bright.spec.to_model_input(white[:1])
+        while not stop.is_set():
+            try:
+                [heatmap] = bright.explain_model_input(batch, np.array([[0.0, 1.0]]), [None])
+                assert np.isfinite(heatmap.heatmap).all()
+            except Exception as exc:  # any failure is the finding
+                errors.append(repr(exc))
+
+    clients = [threading.Thread(target=classify, args=(s, e, r)) for s, e, r in
+               [(bright, 1, 1), (bright, 1, 5), (dim, 0, 1), (dim, 0, 8)]]
+    clients.append(threading.Thread(target=explain))
+    for client in clients:
+        client.start()
+    try:
+        _wait_until(lambda: len(answers) > 20)
+        for version, path in enumerate(files, 1):
+            fresh = models.load("fresh", version, path, None)
+            assert fresh.classify_pixels(white[:1]).argmax() == (version == 1)
+            fresh.close()
+        served = len(answers)
+        _wait_until(lambda: len(answers) > served + 20)  # still answering after the loads
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(30)
+        models.release(bright)
+        models.release(dim)
+    assert errors == []
 
 
 def _wait_until(predicate, timeout: float = 10) -> None:

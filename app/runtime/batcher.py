@@ -1,7 +1,8 @@
 """Adaptive micro-batching: requests that arrive while the model is busy share a batch.
 
-One loop per process owns the model, so TensorFlow is never called concurrently.
-It takes whatever is queued (up to MAX_BATCH_SIZE rows), runs it, and hands each
+Every served model version has its own MicroBatcher (app.runtime.inference), and its one
+loop owns that version's model, so no model is ever called concurrently with itself. The
+loop takes whatever is queued (up to MAX_BATCH_SIZE rows), runs it, and hands each
 request its own rows back. An idle model runs a lone request at once; the optional
 MAX_BATCH_DELAY_MS only applies when there is something to wait for. Other work for the
 model (explanations: a forward and a backward pass) waits in its own bounded queue and
@@ -12,6 +13,15 @@ Under gunicorn's gevent worker `threading` is monkey-patched: the loop is then a
 greenlet, and the forward pass runs in a real thread (app.runtime.offload), so the hub keeps
 serving /healthz and new connections while a batch computes. Without gevent (tests,
 sync servers) the loop is a plain thread.
+
+Several models' loops run side by side, each with its own bounded queue (one busy model
+answers 503 for itself only), and a new version loads in app.runtime.rollout's one load
+thread while they run. Loads are serialised among themselves (one thread, one look at a
+time) but not against other models' forward passes: those share no TensorFlow object with
+a loading version (each has its own Keras model, variables and traced function, and Keras
+keeps its global state per thread), and a lock would stall every model for the seconds a
+load takes. tests/test_repository.py checks that answers stay right while versions load
+beside other models' running batchers and explanations.
 """
 
 from __future__ import annotations
