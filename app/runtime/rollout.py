@@ -102,11 +102,8 @@ class Rollout:
 
     def set_unloaded(self, name: str, unloaded: bool) -> None:
         """A repository request: stop serving `name` (after its requests), or serve it
-        again now (its files are known, so it need not be seen twice)."""
+        again now (every look fingerprints its files too, so unchanged ones load at once)."""
         self.hidden.set(name, unloaded)
-        if not unloaded:
-            for version, path in self.sources().get(name, _NONE).files.items():
-                self._seen[(name, version)] = fingerprint(path)  # as if seen a look ago
         self.reconcile()
 
     def reconcile(self, initial: bool = False) -> None:
@@ -201,9 +198,6 @@ class Rollout:
         metrics.record_load_failure(*key)
         log.error("model %s version %d refused: %s%s", *key, message,
                   f"; still serving version {max(served)}" if served else "")
-
-
-_NONE = ModelSource("", {})
 
 
 def _holding(served: dict[int, InferenceService], wanted: dict[int, Path]) -> int:
