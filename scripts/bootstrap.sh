@@ -21,6 +21,7 @@ if [ "$mode" = dev ]; then
   for pair in \
       /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz:dataset-fashion-mnist \
       /usr/sbin/nginx:nginx \
+      /usr/lib/nginx/modules/ngx_http_perl_module.so:libnginx-mod-http-perl \
       /usr/bin/envsubst:gettext-base \
       /usr/bin/openssl:openssl \
       /usr/bin/curl:curl \

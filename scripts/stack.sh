@@ -94,6 +94,9 @@ up() {
     log "already running (scripts/stack.sh down first)"; exit 1
   fi
   command -v nginx >/dev/null || { log "nginx not found: apt-get install nginx"; exit 1; }
+  [ -e /usr/lib/nginx/modules/ngx_http_perl_module.so ] || {
+    log "nginx's perl module not found (it hashes API keys for the per-key rate limit):" \
+        "apt-get install libnginx-mod-http-perl"; exit 1; }
   command -v envsubst >/dev/null || { log "envsubst not found: apt-get install gettext-base"; exit 1; }
   [ -x "$venv/bin/gunicorn" ] || scripts/bootstrap.sh runtime
 
