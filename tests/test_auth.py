@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
+import os
 import re
+import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -174,6 +178,90 @@ def test_rotation_and_revocation_take_effect_without_a_restart(secured: Flask,
     keys_path.write_text("this line is not a key file\n")  # broken: the last keys stay
     time.sleep(1.1)
     assert _call(client, "GET", "/model", **{"X-API-Key": new}).status_code == 200
+
+
+def _api_keys(keys_path: Path, *args: str) -> str:
+    """scripts/api-keys.sh itself (a new file renamed over the old one); its stdout."""
+    done = subprocess.run([str(ROOT / "scripts" / "api-keys.sh"), *args], check=True,
+                          capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "API_KEYS_FILE": str(keys_path)})
+    return done.stdout.strip()
+
+
+def test_rotation_under_load_fails_no_request(secured: Flask, keys_path: Path,
+                                              tmp_path: Path) -> None:
+    """Two gunicorn workers under a steady load of 4 clients while scripts/api-keys.sh adds a
+    key and then revokes the old one: the new key works everywhere within the poll interval
+    (1 s), the revoked one is refused everywhere, and no request made with a key that was
+    valid all along fails (no 401, no 5xx, no connection error)."""
+    import requests
+
+    poll = 1.0 + 0.3  # KeyFile's recheck interval, and a little for the request in flight
+    image = EXAMPLE.read_bytes()
+    current = {"key": ALICE}
+    stop = threading.Event()
+    log: list[tuple[str, float, float, int | str]] = []  # key, sent, answered, status
+
+    def client(number: int) -> None:
+        while not stop.is_set():
+            key, sent = current["key"], time.monotonic()  # the key valid when sent
+            try:
+                if number % 2:
+                    status = requests.get(base + "/v2/models/fashion_mnist", timeout=30,
+                                          headers={"X-API-Key": key}).status_code
+                else:
+                    status = requests.post(base + "/predictlabel", timeout=30,
+                                           headers={"Authorization": f"Bearer {key}"},
+                                           files={"image": ("bag.png", image)}).status_code
+            except requests.RequestException as exc:
+                status = type(exc).__name__
+            log.append((key, sent, time.monotonic(), status))
+
+    def status(key: str, method: str = "GET", url: str = "/model") -> int:
+        return requests.request(method, base + url, headers={"X-API-Key": key}, timeout=30,
+                                files={"image": ("bag.png", image)} if method == "POST"
+                                else None).status_code
+
+    with gunicorn(DEFAULT_MODEL_PATH, tmp_path / "gunicorn.log", workers=2, AUTH="keys",
+                  API_KEYS_FILE=str(keys_path), CORS_ORIGINS="") as (base, _), \
+            ThreadPoolExecutor(4) as pool:
+        clients = [pool.submit(client, n) for n in range(4)]
+        try:
+            time.sleep(1.0)
+            new = _api_keys(keys_path, "add", "alice-next")
+            added = time.monotonic()  # the new file is in place
+            while True:  # each worker looks at the file at most a second after its last look
+                sent = time.monotonic()
+                if status(new) != 401:
+                    break
+                assert sent < added + 1.05, "the new key did not work within the poll interval"
+            time.sleep(max(0.0, added + poll - time.monotonic()))
+            assert [status(new) for _ in range(10)] == [200] * 10
+            current["key"] = new  # the clients move to the new key
+            time.sleep(0.5)
+            revoked = time.monotonic()
+            _api_keys(keys_path, "revoke", "alice")
+            time.sleep(poll)
+            assert [status(ALICE) for _ in range(10)] == [401] * 10
+            time.sleep(1.0)
+        finally:
+            stop.set()
+        for done in clients:
+            done.result()
+        closed = _closed_routes(secured)
+        for method, url, _ in closed:
+            assert status(ALICE, method, url) == 401, (method, url)
+        for method, url, _ in closed:
+            answer = status(new, method, url)
+            assert answer != 401 and answer < 500, (method, url, answer)
+    assert len(log) >= 40, "a few seconds of load"
+    assert {s for _, _, _, s in log} <= {200, 401}, {s for _, _, _, s in log}
+    valid_all_along = [(key, s) for key, sent, answered, s in log
+                       if (key == ALICE and answered < revoked) or key == new]
+    assert [s for _, s in valid_all_along if s != 200] == []
+    assert {key for key, _ in valid_all_along} == {ALICE, new}
+    served = re.findall(r" <(\d+)> key=alice", (tmp_path / "gunicorn.log").read_text())
+    assert len(set(served)) == 2, "both workers answered"
 
 
 @pytest.mark.parametrize(("settings", "message"), [
