@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -55,6 +56,58 @@ def test_not_hdf5_fails_fast(tmp_path: Path) -> None:
     path = tmp_path / "fake.h5"
     path.write_bytes(b"this is not a model")
     assert "neither an HDF5 (.h5) nor a .keras (zip) file" in _fails(path)
+
+
+def _tiny_model(path: Path) -> Path:
+    import keras
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.save(path)
+    return path
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("model.keras", "hdf5", "an HDF5 file named .keras; rename it to model.h5"),
+    ("model.keras", b"<html>Not Found</html>", "not a Keras zip archive"),
+    ("model.h5", "zip", "a .keras zip archive named model.h5; rename it to model.keras"),
+])
+def test_a_file_whose_name_lies_about_its_format_says_so(tmp_path: Path, name: str,
+                                                         content: object, message: str) -> None:
+    path = tmp_path / name
+    if content == "hdf5":
+        _tiny_model(tmp_path / "real.h5").rename(path)
+    elif content == "zip":
+        _tiny_model(tmp_path / "real.keras").rename(path)
+    else:
+        path.write_bytes(content)  # type: ignore[arg-type]
+    failure = _fails(path)
+    assert message in failure and "\n" not in failure, failure
+
+
+@pytest.mark.parametrize("member", ["metadata.json", "config.json"])
+def test_class_names_stored_in_a_keras_file_are_its_labels(tmp_path: Path,
+                                                           member: str) -> None:
+    """Keras writes no class names; people add `class_names` to metadata.json (or to the
+    top of config.json). Without a card they name the classes, in /model and inspect."""
+    plain = _tiny_model(tmp_path / "plain.keras")
+    path = tmp_path / "named.keras"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == member:
+                data = json.dumps({**json.loads(data), "class_names": ["cat", "dog", "fox"]})
+            target.writestr(item, data)
+    (tmp_path / "labels.txt").write_text("a\nb\nc\n")  # the stored names come first
+    app = create_app({"MODEL_PATH": path})
+    described = app.test_client().get("/model").get_json()
+    assert described["labels"] == ["cat", "dog", "fox"]
+    assert described["labels_from"] == f"class_names in the .keras file's {member}"
+    report = app.test_cli_runner().invoke(args=["inspect", str(path)]).output
+    assert f"labels   3 from class_names in the .keras file's {member}: cat, dog" in report
+    path.with_suffix(".json").write_text(json.dumps({"labels": ["x", "y", "z"]}))
+    assert create_app({"MODEL_PATH": path}).test_client().get("/model").get_json()[
+        "labels_from"] == "model card"
 
 
 @pytest.mark.parametrize("name", ["model.h5", "model.keras"])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.runtime.model_file import ModelFileError, check_model_file
+from app.runtime.model_file import ModelFileError, archive_json, check_model_file
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +53,7 @@ def read_keras_version(path: Path) -> str:
 
 def read_keras_archive_version(path: Path) -> str:
     """The `keras_version` a `.keras` archive records in its metadata.json ("" if none)."""
-    import json
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            metadata = json.loads(archive.read("metadata.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
-        return ""
-    return str(metadata.get("keras_version", "")) if isinstance(metadata, dict) else ""
+    return str(archive_json(path, "metadata.json").get("keras_version", ""))
 
 
 def load_keras_model(path: Path) -> LoadedModel:

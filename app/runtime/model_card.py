@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from app.runtime.model_file import archive_class_names
+
 Scale = Literal["unit", "symmetric", "raw", "caffe", "torch"]
 Invert = Literal[True, False, "auto"]
 ColorMode = Literal["grayscale", "rgb"]
@@ -59,11 +61,17 @@ class ModelCard:
         """Read `<stem>.json` beside the model, else the repository's card for all of the
         model's versions (`shared`), else return defaults named after the file.
 
-        Without labels in a card, a `labels.txt` beside the model gives them (Teachable
-        Machine exports ship one: "0 Rock" lines).
+        Without labels in a card, a `class_names` list stored in a .keras file gives
+        them, else a `labels.txt` beside the model (Teachable Machine exports ship one:
+        "0 Rock" lines).
         """
         own = model_path.with_suffix(".json")
         card = cls._read(own if own.is_file() or shared is None else shared, model_path.stem)
+        stored = archive_class_names(model_path) if card.labels is None \
+            and model_path.suffix == ".keras" and model_path.is_file() else None
+        if stored:
+            return replace(card, labels=stored[0],
+                           labels_from=f"class_names in the .keras file's {stored[1]}")
         if card.labels is None:
             text = model_path.with_name("labels.txt")
             if text.is_file():
@@ -161,6 +169,12 @@ def _is_example(entry: Any) -> bool:
 def parse_labels_txt(text: str) -> list[str]:
     """One label per line; Teachable Machine's "0 Rock" lines lose their leading index."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    numbered = all(line.split(" ", 1)[0] == str(i) and " " in line
-                   for i, line in enumerate(lines))
-    return [line.split(" ", 1)[1].strip() for line in lines] if numbered else lines
+    return [line.split(" ", 1)[1].strip() for line in lines] if numbered_labels(text) \
+        else lines
+
+
+def numbered_labels(text: str) -> bool:
+    """Teachable Machine's form: "0 Rock", "1 Paper"... (an export's signature)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return bool(lines) and all(line.split(" ", 1)[0] == str(i) and " " in line
+                               for i, line in enumerate(lines))
