@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flask import Flask
-from trained_models import as_rgb32, card_with
+from trained_models import LABELS, as_rgb32, card_with
 
 from app.runtime.model_card import parse_labels_txt
 
@@ -25,7 +25,9 @@ def _served_accuracy(app: Flask, images: np.ndarray, labels: np.ndarray) -> floa
 
 
 @pytest.mark.parametrize(("fixture", "scale", "why"), [
-    ("rescaling_model", "raw", "first layer is Rescaling(0.003922)"),
+    ("rescaling_model", "raw", "is Rescaling(0.003922)"),
+    ("tutorial_model", "raw", "(past augmentation) is Rescaling(0.003922)"),
+    ("top_rescaling_model", "raw", "first layer (past augmentation) is Rescaling(0.003922)"),
     ("normalization_model", "raw", "Normalization adapted on 0-255 data"),
 ])
 def test_a_model_that_prepares_its_own_input_gets_raw_pixels(
@@ -78,26 +80,115 @@ def test_a_linear_head_is_logits_with_softmax_applied(make_app, logits_model,
     assert np.mean(rows.argmax(axis=1) == labels[:50]) >= 0.6
 
 
-def test_a_teachable_machine_folder_gives_labels_and_symmetric_scaling(tmp_path: Path,
-                                                                       make_app) -> None:
-    """keras_model.h5 + labels.txt, a keras.applications MobileNetV2 nested in Sequentials."""
+def test_a_teachable_machine_export_answers_right_without_a_card(
+        make_app, teachable_machine_model, fashion_test_set) -> None:
+    """keras_model.h5 + labels.txt as TM writes them: the backbone is named "model1", so
+    only its layers say it is MobileNetV2; they decide, labels.txt gives the names."""
+    images, labels = fashion_test_set
+    rgb = (as_rgb32(images), labels)
+    app = make_app(teachable_machine_model)
+    described = app.test_client().get("/model").get_json()
+    assert described["labels"] == LABELS and described["labels_from"] == "labels.txt"
+    why = described["preprocessing"]
+    assert why["scale"] == "symmetric", why
+    assert "MobileNetV2 (model1, recognised by its layers Conv1, bn_Conv1)" in why["why"]
+    assert described["versions"]["keras_library"].startswith("tf_keras")
+    right = _served_accuracy(app, *rgb)
+    with card_with(teachable_machine_model, scale="unit"):
+        wrong = _served_accuracy(make_app(teachable_machine_model), *rgb)
+    assert right >= 0.45 and wrong < right - 0.25, (right, wrong)
+
+
+def _small_cnn(*first: object) -> object:
     import keras
     from keras import layers
 
-    backbone = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35,
-                                              include_top=False, weights=None, pooling="avg")
-    inner = keras.Sequential([backbone], name="sequential_1")
-    model = keras.Sequential([keras.Input((96, 96, 3)), inner,
-                              layers.Dense(3, activation="softmax")])
-    folder = tmp_path / "converted_keras"
-    folder.mkdir()
-    model.save(folder / "keras_model.h5")
-    (folder / "labels.txt").write_text("0 Rock\n1 Paper\n2 Scissors\n")
-    described = make_app(folder / "keras_model.h5").test_client().get("/model").get_json()
-    assert described["labels"] == ["Rock", "Paper", "Scissors"]
-    assert described["labels_from"] == "labels.txt"
-    assert described["preprocessing"]["scale"] == "symmetric"
-    assert "mobilenetv2_0.35_96" in described["preprocessing"]["why"]
+    return keras.Sequential([keras.Input((28, 28, 1)), *first, layers.Conv2D(4, 3),
+                             layers.Flatten(), layers.Dense(3)])
+
+
+@pytest.mark.parametrize(("labels_txt", "first", "scale", "why"), [
+    ("0 Rock\n1 Paper\n2 Scissors\n", (), "symmetric", "Teachable Machine's numbered lines"),
+    ("Rock\nPaper\nScissors\n", (), "unit", "nothing in the model says otherwise"),
+    ("0 Rock\n1 Paper\n2 Scissors\n", ("rescaling",), "raw", "is Rescaling(0.003922)"),
+])
+def test_a_teachable_machine_labels_txt_decides_only_where_no_layer_does(
+        tmp_path: Path, labels_txt: str, first: tuple[str, ...], scale: str, why: str) -> None:
+    from keras import layers
+
+    from app.runtime.preprocessing import infer_scale
+
+    (tmp_path / "labels.txt").write_text(labels_txt)
+    model = _small_cnn(*[layers.Rescaling(1 / 255) for _ in first])
+    found = infer_scale(model, tmp_path / "keras_model.h5")
+    assert (found.value, why in found.reason) == (scale, True), found
+
+
+@pytest.mark.parametrize(("build", "family", "scale"), [
+    ("MobileNet", "MobileNet", "symmetric"),
+    ("ResNet50", "ResNet", "caffe"),
+    ("ResNet50V2", "ResNetV2", "symmetric"),
+    ("VGG16", "VGG", "caffe"),
+    ("Xception", "Xception", "symmetric"),
+    ("DenseNet121", "DenseNet", "torch"),
+    ("EfficientNetV2B0", "EfficientNetV2", "raw"),
+    ("EfficientNetV2B0-", "EfficientNetV2", "symmetric"),
+    ("MobileNetV3Small-", "MobileNetV3", "symmetric"),
+    ("ConvNeXtTiny-", "ConvNeXt", "torch"),
+])
+def test_a_renamed_backbone_is_known_by_its_layers(build: str, family: str,
+                                                   scale: str) -> None:
+    """Wrapped as Teachable Machine does ("model1" in a Sequential), no name to go by.
+    A trailing "-": built with include_preprocessing=False, so its documented input
+    range applies; with the preprocessing layers there, they decide (raw pixels)."""
+    import keras
+    from keras import layers
+
+    from app.runtime.preprocessing import infer_scale
+
+    shape = (71, 71, 3) if build == "Xception" else (32, 32, 3)
+    options = {"include_preprocessing": False} if build.endswith("-") else {}
+    options |= {"alpha": 0.25} if build == "MobileNet" else {}
+    backbone = getattr(keras.applications, build.rstrip("-"))(
+        input_shape=shape, include_top=False, weights=None, **options)
+    renamed = keras.Model(backbone.input, backbone.output, name="model1")
+    model = keras.Sequential([keras.Input(shape), keras.Sequential([renamed]),
+                              layers.GlobalAveragePooling2D(), layers.Dense(3)])
+    found = infer_scale(model)
+    assert found.value == scale, found
+    assert f"keras.applications {family} (model1, recognised by its layers" in found.reason
+
+
+def test_preprocess_input_inside_the_graph_means_raw_pixels() -> None:
+    """The TF transfer-learning tutorial: augmentation, preprocess_input as operations,
+    then the backbone; the model scales its own input, so it takes 0-255 pixels."""
+    import keras
+    from keras import layers
+
+    from app.runtime.preprocessing import infer_scale
+
+    backbone = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                              include_top=False, weights=None)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.2)])(inputs)
+    x = backbone(keras.applications.mobilenet_v2.preprocess_input(x), training=False)
+    model = keras.Model(inputs, layers.Dense(3)(layers.GlobalAveragePooling2D()(x)))
+    found = infer_scale(model)
+    assert found.value == "raw" and "computes its own input scaling" in found.reason, found
+
+
+def test_an_open_input_takes_the_size_of_its_resizing_layer(
+        make_app, resizing_model, fashion_test_set) -> None:
+    from PIL import Image
+
+    app = make_app(resizing_model)
+    described = app.test_client().get("/model").get_json()
+    assert described["input"]["model_input_shape"] == [None, 24, 24, 1]
+    assert described["preprocessing"]["scale"] == "raw"
+    images, labels = fashion_test_set
+    small = np.stack([np.asarray(Image.fromarray(i).resize((24, 24), Image.BILINEAR))
+                      for i in images])
+    assert _served_accuracy(app, small, labels) >= 0.7
 
 
 @pytest.mark.parametrize(("text", "labels"), [

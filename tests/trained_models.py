@@ -56,6 +56,58 @@ def rescaling_model(models_dir: Path, fashion_train) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tutorial_model(models_dir: Path, fashion_train) -> Path:
+    """The TF image-classification tutorial's shape: an augmentation Sequential first,
+    then Rescaling(1/255) at the top level, convolutions, a logits head; raw pixels."""
+    import keras
+    from keras import layers
+
+    augmentation = keras.Sequential([layers.RandomFlip("horizontal"),
+                                     layers.RandomRotation(0.05), layers.RandomZoom(0.05)],
+                                    name="data_augmentation")
+    model = keras.Sequential([keras.Input((28, 28, 1)), augmentation, layers.Rescaling(1 / 255),
+                              layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(),
+                              layers.Flatten(), layers.Dense(64, activation="relu"),
+                              layers.Dense(10, name="outputs")])
+    keras.utils.set_random_seed(7)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(fashion_train[0].astype("float32"), fashion_train[1], epochs=4, batch_size=64,
+              verbose=0)
+    path = models_dir / "tutorial.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def top_rescaling_model(models_dir: Path, fashion_train) -> Path:
+    """Rescaling(1/255) as the first layer of the model itself, nothing nested."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Rescaling(1 / 255),
+                              layers.Flatten(), layers.Dense(64, activation="relu"),
+                              layers.Dense(10, activation="softmax")])
+    return _train(model, *fashion_train, "sparse_categorical_crossentropy",
+                  models_dir / "top_rescaling.h5")
+
+
+@pytest.fixture(scope="session")
+def resizing_model(models_dir: Path, fashion_train) -> Path:
+    """An open input (None, None, 1) that the model resizes to 24x24 and rescales itself:
+    the image size is the Resizing layer's."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([keras.Input((None, None, 1)), layers.Resizing(24, 24),
+                              layers.Rescaling(1 / 255), layers.Flatten(),
+                              layers.Dense(64, activation="relu"),
+                              layers.Dense(10, activation="softmax")])
+    return _train(model, *fashion_train, "sparse_categorical_crossentropy",
+                  models_dir / "resizing.keras")
+
+
+@pytest.fixture(scope="session")
 def normalization_model(models_dir: Path, fashion_train) -> Path:
     """A Normalization layer adapted on raw 0-255 data."""
     import keras
@@ -172,3 +224,36 @@ def mobilenet_model(models_dir: Path, fashion_train) -> Path:
     path = models_dir / "mobilenet.h5"
     model.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def teachable_machine_model(tmp_path_factory: pytest.TempPathFactory, fashion_train) -> Path:
+    """Shaped like a real Teachable Machine export, written by Keras 2 (tf_keras) when
+    installed as TM's exporter is: keras_model.h5 + labels.txt ("0 T-shirt/top" lines);
+    a truncated MobileNetV2 (alpha 0.35) renamed "model1" inside a Sequential inside a
+    Sequential, then a Sequential Dense head. Trained on [-1, 1] pixels, as TM feeds it."""
+    try:
+        import tf_keras as keras
+    except ImportError:  # pragma: no cover - tf_keras is in requirements
+        import keras
+    layers = keras.layers
+
+    keras.utils.set_random_seed(7)
+    mobilenet = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                               include_top=False, weights=None)
+    for layer in mobilenet.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = 0.8  # usable moving statistics after a few short epochs
+    model1 = keras.Model(mobilenet.input, mobilenet.output, name="model1")
+    features = keras.Sequential([model1, layers.GlobalAveragePooling2D()], name="sequential_1")
+    head = keras.Sequential([layers.Dense(100, activation="relu"),
+                             layers.Dense(10, activation="softmax")], name="sequential_3")
+    model = keras.Sequential([keras.Input((32, 32, 3)), features, head], name="sequential_4")
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy")
+    images, labels = fashion_train
+    model.fit(as_rgb32(images[:3000]) / 127.5 - 1, labels[:3000], epochs=3, batch_size=64,
+              verbose=0)
+    folder = tmp_path_factory.mktemp("converted_keras")
+    model.save(folder / "keras_model.h5")
+    (folder / "labels.txt").write_text("".join(f"{i} {name}\n" for i, name in enumerate(LABELS)))
+    return folder / "keras_model.h5"

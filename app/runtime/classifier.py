@@ -18,7 +18,13 @@ import numpy as np
 
 from app.runtime.loading import LoadedModel, ModelLoadError, load_keras_model
 from app.runtime.model_card import ModelCard, ModelCardError
-from app.runtime.preprocessing import Choice, check_softmax, infer_head, infer_scale
+from app.runtime.preprocessing import (
+    Choice,
+    check_softmax,
+    infer_head,
+    infer_input_size,
+    infer_scale,
+)
 from app.runtime.self_check import check_examples, labelled_examples
 from app.runtime.spec import (
     ImageSpec,
@@ -87,12 +93,12 @@ class Classifier:
                 f"{self.path}: the model has {len(model.inputs)} inputs and "
                 f"{len(model.outputs)} outputs; an image classifier has one of each")
         scale = (Choice(self.card.scale, "the model card says so") if self.card.scale
-                 else infer_scale(model))
+                 else infer_scale(model, self.path))
         output_shape = _item_shape(model.outputs[0])
         head = infer_head(model, output_shape[0] or 0 if len(output_shape) == 1 else 0)
         try:
             self.image_spec = infer_image_spec(_item_shape(model.inputs[0]), self.card,
-                                               scale.value)
+                                               scale.value, infer_input_size(model))
             self.output_spec = infer_output_spec(output_shape, self.card, head.value)
         except UnservableModel as exc:
             raise ModelLoadError(f"{self.path}: {exc}") from None

@@ -113,18 +113,22 @@ class OutputSpec:
         return raw
 
 
-def infer_image_spec(shape: Shape, card: ModelCard, scale: str = "unit") -> ImageSpec:
+def infer_image_spec(shape: Shape, card: ModelCard, scale: str = "unit",
+                     resized_to: tuple[int, int] | None = None) -> ImageSpec:
     """Describe the image a model with per-item input `shape` needs (batch axis removed).
 
     `scale` is what the model itself asks for (app.runtime.preprocessing); a card's wins.
+    `resized_to` is the size of a leading Resizing layer: an open input shape takes it
+    unless the card gives an image_size.
     """
     layout, height, width, channels = _layout_of(shape, card)
     if height is None or width is None:
-        if card.image_size is None:
+        size = card.image_size or resized_to
+        if size is None:
             raise UnservableModel(
                 f"input shape {_fmt(shape)} leaves the image size open: "
                 'give "image_size": [height, width] in the model card')
-        height, width = card.image_size
+        height, width = size
     elif card.image_size is not None and tuple(card.image_size) != (height, width):
         raise UnservableModel(
             f"model card image_size {list(card.image_size)} contradicts the model's "
