@@ -41,7 +41,7 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-# What "probability" means for each output kind (app.runtime.preprocessing.infer_head).
+# What "probability" means for each output kind (app.runtime.output_head.infer_head).
 SCORES = {
     "softmax": "The model's softmax: the probabilities of all labels sum to 1.",
     "binary": "One sigmoid unit p: the second label has p, the first 1 - p.",

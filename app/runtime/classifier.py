@@ -18,13 +18,8 @@ import numpy as np
 
 from app.runtime.loading import LoadedModel, ModelLoadError, load_keras_model
 from app.runtime.model_card import ModelCard, ModelCardError
-from app.runtime.preprocessing import (
-    Choice,
-    check_softmax,
-    infer_head,
-    infer_input_size,
-    infer_scale,
-)
+from app.runtime.output_head import check_softmax, infer_head
+from app.runtime.preprocessing import Choice, infer_input_size, infer_scale
 from app.runtime.self_check import check_examples, labelled_examples
 from app.runtime.spec import (
     ImageSpec,

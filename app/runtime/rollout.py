@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from app import metrics
@@ -26,17 +25,10 @@ from app.config import Settings
 from app.runtime.hidden_models import HiddenModels
 from app.runtime.inference import InferenceService
 from app.runtime.loading import ModelLoadError
-from app.runtime.model_card import ModelCard, ModelCardError
+from app.runtime.model_sources import DiskModels
 from app.runtime.offload import ThreadRunner
 from app.runtime.repository import ModelRepository, ServedModel, VersionState
-from app.runtime.repository_layout import (
-    LayoutError,
-    ModelSource,
-    fingerprint,
-    scan,
-    single_file,
-    stand_ins,
-)
+from app.runtime.repository_layout import ModelSource, fingerprint, stand_ins
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +42,7 @@ class Rollout:
         self._load_in_thread = ThreadRunner(1)
         self._seen: dict[tuple[str, int], tuple[int, int] | None] = {}
         self._failed: dict[tuple[str, int], tuple[int, int]] = {}
-        self._logged: set[str] = set()
+        self._disk = DiskModels(settings)
         self.hidden = HiddenModels()
         self._looking = threading.Lock()  # the watcher and a repository request, one at a time
 
@@ -62,7 +54,7 @@ class Rollout:
         self.reconcile(initial=True)
         if not self.repository.table:
             problems = [s.error for s in self.repository.states.values() if s.error]
-            raise ModelLoadError("; ".join(problems + sorted(self._logged))
+            raise ModelLoadError("; ".join(problems + sorted(self._disk.problems))
                                  or f"MODEL_REPOSITORY={self.settings.MODEL_REPOSITORY}: "
                                     "no model files (.h5 or .keras) in it")
         if self.settings.MODEL_PATH is None and self.settings.MODEL_POLL_SECONDS > 0:
@@ -78,27 +70,7 @@ class Rollout:
 
     def sources(self) -> dict[str, ModelSource]:
         """The models on disk (MODEL_PATH's one, or the repository's)."""
-        path = self.settings.MODEL_PATH
-        if path is not None:
-            try:
-                name = ModelCard.for_model(path).name
-            except ModelCardError:
-                name = path.stem  # loading it will say what is wrong with the card
-            return single_file(path, name)
-        try:
-            sources, problems = scan(self.settings.MODEL_REPOSITORY)
-        except LayoutError as exc:
-            sources, problems = {}, [str(exc)]
-        alias = self.settings.MODEL_NAME
-        if alias and len(sources) == 1:  # KServe: the one model, as the InferenceService
-            sources = {alias: replace(next(iter(sources.values())), name=alias)}
-        elif alias and sources:
-            problems.append(f"MODEL_NAME={alias} names the repository's only model, but "
-                            f"it holds {len(sources)}: {', '.join(sorted(sources))}")
-        for problem in set(problems) - self._logged:
-            log.error("model repository: %s", problem)
-        self._logged |= set(problems)
-        return sources
+        return self._disk.read()
 
     def set_unloaded(self, name: str, unloaded: bool) -> None:
         """A repository request: stop serving `name` (after its requests), or serve it
