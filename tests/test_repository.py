@@ -446,13 +446,15 @@ def test_one_busy_model_does_not_starve_another(rollout) -> None:
     watcher.reconcile()
     watcher.reconcile()
     busy, free = models.acquire("busy"), models.acquire("bright")
-    release = threading.Event()
+    release, running = threading.Event(), threading.Event()
     forward = busy.batcher._predict
-    busy.batcher._predict = lambda rows: release.wait(30) and forward(rows)
+    busy.batcher._predict = lambda rows: (running.set(), release.wait(30)) and forward(rows)
     white = np.full((1, 28, 28, 1), 255, np.uint8)
     stuck = [threading.Thread(target=busy.classify_pixels, args=(white,))
              for _ in range(busy.settings.MAX_QUEUE_SIZE + 1)]  # one running, the rest queued
-    for thread in stuck:
+    stuck[0].start()
+    assert running.wait(30)  # the first alone in the model: the rest cannot join its batch
+    for thread in stuck[1:]:
         thread.start()
     try:
         _wait_until(lambda: len(busy.batcher._jobs) == busy.settings.MAX_QUEUE_SIZE)
