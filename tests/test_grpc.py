@@ -234,3 +234,23 @@ def test_mixed_load_over_every_door_has_no_failure(served) -> None:
         jobs += [pool.submit(over_grpc, i) for i in range(16)]
         failures = [f for job in jobs for f in job.result()]
     assert failures == []
+
+
+def test_a_call_lets_go_of_its_model_version_when_it_ends() -> None:
+    """gRPC's pooled threads outlive their calls: a version leased by one must not stay
+    referenced from the thread's context (it would never be freed after a roll-out)."""
+    from app.protocols import grpc_calls
+
+    class Models:
+        def acquire(self, *_: object) -> object:
+            return type("Service", (), {"name": "m", "version": 1})()
+
+        def release(self, _: object) -> None:
+            pass
+
+    def call() -> None:
+        with grpc_calls.leased(Models(), "m"):  # type: ignore[arg-type]
+            pass
+
+    grpc_calls.answer("/test/Method", None, call)  # type: ignore[arg-type]
+    assert grpc_calls._HELD.get(None) is None

@@ -609,6 +609,20 @@ def test_repository_unload_and_load_need_an_admin_key(admin_app: Flask) -> None:
     assert missing.status_code == 404 and list(missing.get_json()) == ["error", "request_id"]
 
 
+def test_a_load_request_serves_a_model_copied_in_since_the_last_look(
+        admin_app: Flask, tmp_path: Path) -> None:
+    """Polling off: the request itself looks twice (the files must have stopped changing)."""
+    staging = tmp_path / "models" / ".cats"
+    _bright_version(staging, 1)
+    staging.rename(tmp_path / "models" / "cats")
+    client = admin_app.test_client()
+    loaded = client.post("/v2/repository/models/cats/load", headers={"X-API-Key": ADMIN})
+    assert loaded.status_code == 200, loaded.get_json()
+    answer = client.post("/models/cats/predictlabel", data=_white(),
+                         headers={"X-API-Key": USER})
+    assert answer.status_code == 200 and answer.headers["X-Model-Name"] == "cats"
+
+
 def test_without_keys_the_repository_cannot_be_changed(two_models: Flask) -> None:
     response = two_models.test_client().post("/v2/repository/models/bright/unload")
     assert response.status_code == 403 and "AUTH=keys" in response.get_json()["error"]

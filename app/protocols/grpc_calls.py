@@ -57,7 +57,9 @@ def answer(method: str, context: grpc.ServicerContext, call: Callable[[], T]) ->
     started = time.perf_counter()
     status = 200
     held: list[InferenceService] = []
-    _HELD.set(held)  # each handler runs in its own greenlet or thread, so its own context
+    # Each handler runs in its own greenlet or pooled thread, with its own context; the
+    # reset lets go of the version with the call (a pooled thread outlives it).
+    token = _HELD.set(held)
     try:
         return call()
     except Exception as error:  # every failure becomes a status, none a crash
@@ -67,6 +69,7 @@ def answer(method: str, context: grpc.ServicerContext, call: Callable[[], T]) ->
         context.abort(code, message)
         raise  # abort() raises; for type checkers
     finally:
+        _HELD.reset(token)
         served = held[0] if held else None
         metrics.record_request(method, "grpc", status, time.perf_counter() - started,
                                protocol="grpc", model=served.name if served else "",

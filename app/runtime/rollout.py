@@ -31,6 +31,7 @@ from app.runtime.repository import ModelRepository, ServedModel, VersionState
 from app.runtime.repository_layout import ModelSource, fingerprint, stand_ins
 
 log = logging.getLogger(__name__)
+SECOND_LOOK_S = 1.0  # a load request's wait before it looks at new files again
 
 
 class Rollout:
@@ -74,9 +75,14 @@ class Rollout:
 
     def set_unloaded(self, name: str, unloaded: bool) -> None:
         """A repository request: stop serving `name` (after its requests), or serve it
-        again now (every look fingerprints its files too, so unchanged ones load at once)."""
+        now. Every look fingerprints its files, so unchanged ones load at once; files
+        this look saw first (copied in since the last poll, or polling off) get a second
+        look a moment later, the watcher's own check that they stopped changing."""
         self.hidden.set(name, unloaded)
         self.reconcile()
+        if not unloaded and name not in self.repository.table:
+            time.sleep(SECOND_LOOK_S)
+            self.reconcile()
 
     def reconcile(self, initial: bool = False) -> None:
         """One look at the disk: load what is new, then publish the new table."""
