@@ -127,8 +127,9 @@ def record_load_failure(model: str, version: int) -> None:
 def record_request(endpoint: str, method: str, status: int, seconds: float | None,
                    protocol: str = "http", model: str = "", version: int | None = None) -> None:
     """Count one answered request; `seconds` is None when its start was not seen. `model`
-    is a served one or "" (never a name from the URL), so the series stay as few as the
-    endpoints, statuses and versions served (MAX_MODELS at a time)."""
+    is a served one or "" (never a name from the URL), so the series are bounded by the
+    endpoints, statuses and the versions a worker has served (a roll-out adds series;
+    Prometheus keeps old ones until the worker restarts)."""
     key = (endpoint, method, status, protocol, model, version)
     series = _REQUEST_SERIES.get(key)
     if series is None:  # labels() costs ~2 us a call; a request path runs this every time

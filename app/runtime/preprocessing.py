@@ -1,4 +1,4 @@
-"""How a model wants its pixels and what its output means, read from the model itself.
+"""How a model wants its pixels, read from the model itself (its output: output_head).
 
 Tutorials build models that prepare their own input (`Rescaling(1/255)` first, the way
 `image_dataset_from_directory` examples do, often behind a nested augmentation model),

@@ -76,9 +76,6 @@ class ModelRepository:
             return self.settings.DEFAULT_MODEL
         return min(self._table, default=None)
 
-    def count(self) -> int:
-        return sum(len(model.versions) for model in self._table.values())
-
     def load(self, name: str, version: int, path: Path, shared_card: Path | None,
              run: ThreadRunner | None = None) -> InferenceService:
         """Load and warm one version, the TensorFlow part through `run` (a real thread:
