@@ -159,6 +159,18 @@ def test_a_renamed_backbone_is_known_by_its_layers(build: str, family: str,
     assert f"keras.applications {family} (model1, recognised by its layers" in found.reason
 
 
+def test_a_users_own_model_named_like_a_backbone_is_not_taken_for_one() -> None:
+    """Names decide only for nested models: "mobilenet_cats" at the top, a plain CNN."""
+    import keras
+    from keras import layers
+
+    from app.runtime.preprocessing import infer_scale
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(4, 3),
+                              layers.Flatten(), layers.Dense(3)], name="mobilenet_cats")
+    assert infer_scale(model).value == "unit"
+
+
 def test_preprocess_input_inside_the_graph_means_raw_pixels() -> None:
     """The TF transfer-learning tutorial: augmentation, preprocess_input as operations,
     then the backbone; the model scales its own input, so it takes 0-255 pixels."""

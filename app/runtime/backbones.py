@@ -70,12 +70,14 @@ class Backbone:
     evidence: str  # how it was recognised, for the reason people read
 
 
-def identify_backbone(model: Any) -> Backbone | None:
-    """The keras.applications family `model` is (or starts with), by name or by layers."""
+def identify_backbone(model: Any, by_name: bool = True) -> Backbone | None:
+    """The keras.applications family `model` is (or starts with), by name or by layers.
+    `by_name` False: by layers only (a user's own top-level model may be called
+    "mobilenet_cats" and hold no MobileNet at all)."""
     name = str(getattr(model, "name", ""))
     names = [str(getattr(layer, "name", "")) for layer in getattr(model, "layers", [])]
     for family in FAMILIES:
-        if re.match(family.model_name, name.lower()):
+        if by_name and re.match(family.model_name, name.lower()):
             return Backbone(family, name, f"its name {name}")
         found = [next((n for n in names if re.search(p, n)), None) for p in family.layers]
         if all(found):

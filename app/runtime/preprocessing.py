@@ -51,7 +51,7 @@ def infer_scale(model: Any, model_path: Path | None = None) -> Choice:
             return found
         if type(step).__name__ == "Normalization":
             break  # a Normalization whose statistics cannot be read: nothing to go by
-        backbone = identify_backbone(step) if hasattr(step, "layers") else None
+        backbone = identify_backbone(step, by_name=i > 0) if hasattr(step, "layers") else None
         if backbone is not None:
             return _backbone_scale(backbone, path[i + 1:])
     return export_hint(model_path) or Choice(
