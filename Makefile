@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test lint train bench bench-endpoints profile soak
+.PHONY: run test lint train bench bench-endpoints bench-triton profile soak
 
 ## Serve the bundled model (or $MODEL_PATH) with gunicorn + gevent on http://127.0.0.1:5000
 run:
@@ -33,6 +33,12 @@ bench:
 bench-endpoints:
 	scripts/bootstrap.sh dev
 	$(BIN)/python -m bench.endpoints $(if $(AGAINST),--against $(AGAINST))
+
+## h5serve against NVIDIA Triton's core (PyTriton, its own venv) on V2 JSON (about 3 minutes)
+bench-triton:
+	scripts/bootstrap.sh dev
+	scripts/bootstrap.sh triton
+	$(BIN)/python -m bench.triton_peer
 
 ## Profile: py-spy on one loaded worker, where its Python time goes (about 30 s)
 profile:

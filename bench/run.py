@@ -60,6 +60,7 @@ def stack(model: Path, workers: int, root: Path = ROOT,
     ready_s = time.monotonic() - started
     try:
         yield {"url": f"https://127.0.0.1:{port}", "ready_s": round(ready_s, 1),
+               "app": f"http://127.0.0.1:{env['APP_PORT']}",  # gunicorn itself, no nginx
                "master": int((directory / "gunicorn.pid").read_text()),
                "cert": directory / "certs" / "fullchain.pem",
                "grpc": f"127.0.0.1:{extra_env['GRPC_PORT']}" if "GRPC_PORT" in extra_env

@@ -2,6 +2,7 @@
 # Set up everything h5serve needs on a fresh Debian/Ubuntu machine, idempotently.
 #   scripts/bootstrap.sh runtime   # venv with requirements.txt (enough to serve)
 #   scripts/bootstrap.sh dev       # + test tools and the Debian packages the tests use
+#   scripts/bootstrap.sh triton    # the benchmark's Triton peer (.venv-tools/pytriton)
 # Re-running is cheap: pip runs only when a requirements file changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,8 @@ python=${PYTHON:-python3}
 case "$mode" in
   runtime) requirements=requirements.txt ;;
   dev) requirements=requirements-dev.txt ;;
-  *) echo "usage: $0 runtime|dev" >&2; exit 2 ;;
+  triton) requirements= ;;  # only the benchmark's Triton peer (make bench-triton)
+  *) echo "usage: $0 runtime|dev|triton" >&2; exit 2 ;;
 esac
 
 # Debian packages the test suite drives for real (path to check : package).
@@ -74,6 +76,10 @@ install() {  # install VENV REQUIREMENTS STAMP_NAME [NO_DEPS_FILE]: pip only whe
   [ -z "$no_deps" ] || "$target/bin/python" scripts/check_tensorflow.py >/dev/null
 }
 
+if [ "$mode" = triton ]; then  # its own venv: nvidia-pytriton wants numpy<2
+  install .venv-tools/pytriton bench/pytriton.txt pytriton
+  exit 0
+fi
 install "$venv" "$requirements" "$mode" requirements-no-deps.txt
 # Scanners whose dependencies clash with the app's get venvs of their own.
 if [ "$mode" = dev ]; then
