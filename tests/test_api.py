@@ -147,6 +147,9 @@ def test_cors_headers_on_json_endpoints(client: FlaskClient) -> None:
     assert response.headers.get("Access-Control-Allow-Origin") == "*"
     page = client.get("/", headers={"Origin": "https://example.org"})
     assert "Access-Control-Allow-Origin" not in page.headers
+    for path in ("/v2", "/v2/models/bright", "/v1/models/bright", "/models"):  # bare /v2 too
+        answer = client.get(path, headers={"Origin": "https://example.org"})
+        assert answer.headers.get("Access-Control-Allow-Origin") == "*", path
 
 
 def test_cors_restricted_to_configured_origins(make_app, bright_model) -> None:

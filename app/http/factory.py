@@ -98,7 +98,7 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
         app.register_blueprint(blueprint)
     if settings.cors_origins:
         CORS(app, resources={r"/predict.*": {}, r"/explain": {}, r"/models?(/.*)?": {},
-                             r"/v[12]/.*": {}},
+                             r"/v[12](/.*)?": {}},
              origins=settings.cors_origins, supports_credentials=False,
              always_send=False,  # only answers with an Origin get CORS headers
              send_wildcard=settings.cors_origins == ["*"])
