@@ -74,10 +74,13 @@ def rss_mb(pid: int) -> float:
 
 def run_wrk(url: str, image: Path, concurrency: int, seconds: float, scenario: str,
             master_pid: int | None = None, timeout_s: int = 30,
-            content_type: str | None = None, header: str | None = None) -> LoadResult:
+            content_type: str | None = None, header: str | None = None,
+            pids: list[int] | None = None) -> LoadResult:
     """POST `image` to `url` (multipart, or the file as the body when `content_type` is
-    given) from `concurrency` keep-alive connections for `seconds`."""
-    pids = worker_pids(master_pid) if master_pid else []
+    given) from `concurrency` keep-alive connections for `seconds`. The CPU measured is
+    that of `pids`, else of gunicorn `master_pid`'s workers."""
+    if pids is None:
+        pids = worker_pids(master_pid) if master_pid else []
     before = {pid: cpu_seconds(pid) for pid in pids}
     started = time.monotonic()
     out = subprocess.run(

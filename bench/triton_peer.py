@@ -22,13 +22,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
 from bench.endpoints import bodies
-from bench.load import LoadResult, cpu_seconds, run_wrk
+from bench.load import LoadResult, run_wrk, worker_pids
 from bench.run import BUNDLED, ROOT, stack
 from tests.servers import free_port
 
@@ -45,14 +45,6 @@ def process_tree(pid: int) -> list[int]:
         if children.exists():
             queue += [int(child) for child in children.read_text().split()]
     return found
-
-
-def tree_cpu(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with suppress(FileNotFoundError, ProcessLookupError):  # a stub that has ended
-            total += cpu_seconds(pid)
-    return total
 
 
 @contextmanager
@@ -98,9 +90,8 @@ def measure(name: str, url: str, pids: list[int], body: Path, concurrency: int,
             seconds: float) -> LoadResult:
     """One wrk run of the V2 FP32 request, with the CPU of `pids` over it."""
     run_wrk(url, body, 8, 1, "warm-up", content_type="application/json")
-    before = tree_cpu(pids)
-    result = run_wrk(url, body, concurrency, seconds, name, content_type="application/json")
-    result.worker_cpu_s = tree_cpu(pids) - before
+    result = run_wrk(url, body, concurrency, seconds, name, content_type="application/json",
+                     pids=pids)
     print(f"  {name:24s} {result.rps:7.0f} req/s  p99 {result.p99_ms:6.1f} ms  CPU "
           f"{result.cpu_per_request_ms} ms/req  failures {result.failures}", flush=True)
     return result
@@ -121,7 +112,7 @@ def main() -> int:
         body = bodies(folder, input_name)["v2-fp32"][1]
         path = "/v2/models/fashion_mnist/infer"
         with triton(input_name) as peer:
-            workers = process_tree(int(h5serve["master"]))[1:]  # type: ignore[call-overload]
+            workers = worker_pids(int(h5serve["master"]))  # type: ignore[call-overload]
             servers = {"triton (HTTP)": (str(peer["url"]) + path,
                                          process_tree(int(peer["pid"]))),  # type: ignore[call-overload]
                        "h5serve (HTTP)": (str(h5serve["app"]) + path, workers),
