@@ -30,7 +30,10 @@ COPY scripts/check_tensorflow.py scripts/
 # build over tensorflow-cpu (scripts/check_tensorflow.py fails the build if it did).
 # Then drop what serving never reads: TensorFlow's C++ headers and symbol tables (not the
 # symbols of the wheels' bundled *.libs: stripping a patchelf-ed library breaks loading it),
-# libclang (a code-generation tool TensorFlow requires but never imports), and pip.
+# libclang (a code-generation tool TensorFlow requires but never imports), pip; OpenVINO's
+# GPU and NPU plugins (and the GPU's kernel tuning cache), its C headers and the frontends
+# for formats h5serve never converts from (it reads TensorFlow, then its own IR); ONNX's
+# backend test data, ONNX Runtime's transformer and quantization tools.
 RUN cat /etc/ssl/certs/ca-certificates.crt > /tmp/pip-ca.pem \
     && printf '%s\n' "$EXTRA_CA_CERT" >> /tmp/pip-ca.pem \
     && export PIP_CERT=/tmp/pip-ca.pem \
@@ -40,6 +43,14 @@ RUN cat /etc/ssl/certs/ca-certificates.crt > /tmp/pip-ca.pem \
     && /opt/venv/bin/pip uninstall -y -q libclang pip \
     && site=/opt/venv/lib/python3.11/site-packages \
     && rm -rf "$site/tensorflow/include" /tmp/pip-ca.pem \
+    && ov="$site/openvino" \
+    && rm -rf "$ov/include" "$ov/libs/cache.json" "$ov/libs/"libopenvino_intel_[gn]pu_plugin.so \
+        "$ov/libs/"libopenvino_gguf_frontend.so.* "$ov/libs/"libopenvino_jax_frontend.so.* \
+        "$ov/libs/"libopenvino_onnx_frontend.so.* "$ov/libs/"libopenvino_paddle_frontend.so.* \
+        "$ov/libs/"libopenvino_pytorch_frontend.so.* \
+        "$ov/libs/"libopenvino_tensorflow_lite_frontend.so.* \
+        "$site/onnx/backend/test" "$site/onnxruntime/transformers" \
+        "$site/onnxruntime/quantization" \
     && find "$site/tensorflow" -type f \( -name '*.so' -o -name '*.so.*' \) \
         -exec strip --strip-unneeded {} +
 
@@ -48,7 +59,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     TF_CPP_MIN_LOG_LEVEL=2 \
-    BIND=0.0.0.0:5000
+    BIND=0.0.0.0:5000 \
+    RUNTIME_CACHE_DIR=/var/cache/h5serve
 
 # python3: the interpreter the venv was made with. openssl: the compose file's one-shot
 # "certs" service makes a first self-signed certificate with scripts/make-cert.sh from
@@ -68,7 +80,9 @@ COPY templates/ templates/
 COPY static/ static/
 COPY models/ models/
 COPY scripts/make-cert.sh scripts/check_tensorflow.py scripts/healthcheck.py scripts/
-RUN mkdir -p /certs && chown h5serve:h5serve /certs
+# /var/cache/h5serve: models converted for ONNX Runtime / OpenVINO, shared by the workers;
+# the deployment files mount a volume there (the root filesystem is read-only).
+RUN mkdir -p /certs /var/cache/h5serve && chown h5serve:h5serve /certs /var/cache/h5serve
 
 USER 10001:10001
 EXPOSE 5000

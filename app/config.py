@@ -16,6 +16,10 @@ VERSION = "0.1.0"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPOSITORY = PROJECT_ROOT / "models"
 DEFAULT_MODEL_PATH = DEFAULT_REPOSITORY / "fashion_mnist.h5"  # the bundled model
+# Converted models are shared by every worker and kept across restarts (app.runtime.engines).
+DEFAULT_RUNTIME_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") \
+    / "h5serve" / "runtimes"
+RUNTIMES = ("tensorflow", "onnxruntime", "openvino")
 
 
 def mebibytes(size: int) -> str:
@@ -61,6 +65,11 @@ class Settings:
     PREDICTION_LOG: str = "off"  # off | stdout | a file path: sampled predictions, JSON lines
     PREDICTION_LOG_SAMPLE: float = 1.0  # the share of predictions logged, 0.0-1.0
     SELF_CHECK: str = "refuse"
+    RUNTIME: str = "auto"  # auto | tensorflow | onnxruntime | openvino (app.runtime.engines)
+    RUNTIME_PRECISION: str = "f32"  # f32 | bf16 (OpenVINO, where the CPU has it; top-1 gate)
+    RUNTIME_PARITY: str = "refuse"  # refuse | warn: a forced RUNTIME that misses parity
+    RUNTIME_CACHE_DIR: Path | None = DEFAULT_RUNTIME_CACHE  # converted models; "" = none
+    RUNTIME_TIMING_SECONDS: float = 1.0  # RUNTIME=auto times each runtime per batch size
     GRPC_BIND: str = ""  # host:port for gRPC (KServe V2, TF Serving) in every worker; "" = off
     AUTH: str = "off"  # off | keys: API keys from API_KEYS_FILE on every model endpoint
     API_KEYS_FILE: Path | None = None
@@ -115,6 +124,16 @@ class Settings:
         if self.GRPC_BIND and not (colon and host and port.isdigit()):
             raise ValueError(f"GRPC_BIND must be host:port (e.g. 0.0.0.0:8500), got "
                              f"{self.GRPC_BIND!r}")
+        if self.RUNTIME not in ("auto", *RUNTIMES):
+            raise ValueError(f"RUNTIME must be auto or one of {', '.join(RUNTIMES)}, "
+                             f"got {self.RUNTIME!r}")
+        for name, allowed in (("RUNTIME_PRECISION", ("f32", "bf16")),
+                              ("RUNTIME_PARITY", ("refuse", "warn"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be {' or '.join(allowed)}, "
+                                 f"got {getattr(self, name)!r}")
+        if self.RUNTIME_TIMING_SECONDS <= 0:
+            raise ValueError("RUNTIME_TIMING_SECONDS must be above 0")
         if self.SELF_CHECK not in ("refuse", "warn", "off"):
             raise ValueError(f"SELF_CHECK must be refuse, warn or off, got {self.SELF_CHECK!r}")
 

@@ -37,19 +37,21 @@ REQUEST_SECONDS = Histogram("h5serve_request_duration_seconds",
                             "Time to answer a request, by endpoint and by the model and version "
                             "that answered", ["endpoint", "protocol", *_MODEL],
                             buckets=_LATENCY_BUCKETS)
-BATCH_SIZE = Histogram("h5serve_batch_size", "Rows per forward pass of the model", _MODEL,
+_RUNTIME = [*_MODEL, "runtime"]  # the runtime serving the version (app.runtime.engines)
+BATCH_SIZE = Histogram("h5serve_batch_size", "Rows per forward pass of the model, by the "
+                       "runtime that ran it", _RUNTIME,
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
 QUEUE_WAIT_SECONDS = Histogram("h5serve_queue_wait_seconds",
                                "Time a request waited for the model", _MODEL,
                                buckets=_LATENCY_BUCKETS)
-INFERENCE_SECONDS = Histogram("h5serve_inference_seconds", "Forward pass time per batch",
-                              _MODEL, buckets=_LATENCY_BUCKETS)
+INFERENCE_SECONDS = Histogram("h5serve_inference_seconds", "Forward pass time per batch, "
+                              "by the runtime that ran it", _RUNTIME, buckets=_LATENCY_BUCKETS)
 MODEL_LOAD_SECONDS = Gauge("h5serve_model_load_seconds",
                            "Time each worker took to load and warm up the version", _MODEL,
                            multiprocess_mode="liveall")
 MODEL_INFO = Gauge("h5serve_model_info",
                    "Model versions: 1 while served, 0 once unloaded",
-                   ["model", "version", "file", "keras", "tensorflow"],
+                   ["model", "version", "file", "keras", "tensorflow", "runtime"],
                    multiprocess_mode="livemax")
 MODEL_LOAD_FAILURES = Counter("h5serve_model_load_failures_total",
                               "Model versions refused: unreadable, wrong shape, failed "
@@ -70,10 +72,12 @@ _INFO_LABELS: dict[tuple[str, str], tuple[str, ...]] = {}
 _REQUEST_SERIES: dict[tuple[object, ...], tuple[Any, Any]] = {}
 
 
-def batch_observer(model: str, version: int) -> Callable[[int, list[float], float], None]:
+def batch_observer(model: str, version: int,
+                   runtime: str) -> Callable[[int, list[float], float], None]:
     """What one version's micro-batcher calls after each forward pass."""
     labels = (model, str(version))
-    batch, inference, queue = (BATCH_SIZE.labels(*labels), INFERENCE_SECONDS.labels(*labels),
+    batch, inference, queue = (BATCH_SIZE.labels(*labels, runtime),
+                               INFERENCE_SECONDS.labels(*labels, runtime),
                                QUEUE_WAIT_SECONDS.labels(*labels))
 
     def observe(rows: int, waits: list[float], seconds: float) -> None:
@@ -90,7 +94,7 @@ def record_model(info: dict[str, Any], load_seconds: float) -> None:
     key = (info["name"], str(info["version"]))
     MODEL_LOAD_SECONDS.labels(*key).set(load_seconds)
     _INFO_LABELS[key] = (*key, info["file"], info["versions"]["keras_library"],
-                         info["versions"]["tensorflow"])
+                         info["versions"]["tensorflow"], info["runtime"]["name"])
     MODEL_INFO.labels(*_INFO_LABELS[key]).set(1)
     # Every series at 0 from the start: rate() and ratios need a point before traffic.
     PREDICTION_CONFIDENCE.labels(*key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Every app and gunicorn server of the session shares one runtime cache (each test model
+# is converted once), and RUNTIME=auto times runtimes briefly: tests check which runtime
+# serves and that its answers are Keras', not which is fastest (bench/runtimes.py does).
+os.environ.setdefault("RUNTIME_CACHE_DIR", tempfile.mkdtemp(prefix="h5serve-test-runtimes."))
+os.environ.setdefault("RUNTIME_TIMING_SECONDS", "0.05")
 sys.path.insert(0, str(Path(__file__).parent))
 
 from containers import Engine, engine_environment, load_into_podman, proxy_ca_bundle, script

@@ -84,12 +84,12 @@ def test_the_fast_decode_keeps_the_bundled_models_clear_answers() -> None:
     """Draft decode vs full decode on big photo JPEGs (bench/resize_fidelity.py measures
     more): pixels within about one grey level, and every answer that leads by 5 % or more
     unchanged. Near ties may flip: any resampling difference flips those."""
-    from app.config import DEFAULT_MODEL_PATH
+    from app.config import DEFAULT_MODEL_PATH, Settings
     from app.runtime.classifier import Classifier
     from app.runtime.imaging import DRAFT_MARGIN
     from bench.resize_fidelity import compare, large_jpegs
 
-    fashion = Classifier(DEFAULT_MODEL_PATH, self_check="off")
+    fashion = Classifier(DEFAULT_MODEL_PATH, Settings(SELF_CHECK="off"))
     fashion.load()
     assert fashion.image_spec is not None
     images = list(large_jpegs(crops_per_photo=3, side=2000))

@@ -97,7 +97,7 @@ def test_at_most_three_modules_at_the_top_and_none_too_long() -> None:
     assert long == {}
 
 
-WEB_FREE_MODULES = [*sorted(module_name(p) for p in (APP / "runtime").glob("*.py")),
+WEB_FREE_MODULES = [*sorted(module_name(p) for p in (APP / "runtime").rglob("*.py")),
                     "app.config", "app.metrics"]
 
 

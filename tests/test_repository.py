@@ -535,7 +535,8 @@ def test_metrics_carry_model_and_version(two_models: Flask) -> None:
     client = two_models.test_client()
     client.post("/models/bright/versions/1/predictlabel", data=_white())
     text = client.get("/metrics").get_data(as_text=True)
-    assert 'h5serve_batch_size_count{model="bright",version="1"}' in text
+    assert re.search(r'h5serve_batch_size_count\{model="bright",'
+                     r'runtime="(tensorflow|onnxruntime|openvino)",version="1"\}', text)
     assert 'h5serve_model_info{file="model.h5",keras=' in text and 'model="bright"' in text
 
 

@@ -1,8 +1,9 @@
 """The image classifier: load a Keras file, describe it, run batches through it.
 
-Knows nothing of Flask, so tests and benchmarks can use it directly. The forward pass is
-one `tf.function` whose batch axis is open: traced once, far cheaper per call than
-`model.predict` (a tf.data pipeline each time, broken when greenlets interleave).
+Knows nothing of Flask, so tests and benchmarks can use it directly. The Keras model,
+traced once (app.runtime.engines.tensorflow_engine), is the reference: warm-up, the
+card's self-check and explanations use it; batches run on the runtime chosen for the
+model (app.runtime.engines.selection), which gives the same answers.
 Callers must not run `predict` concurrently: the MicroBatcher serialises it.
 """
 
@@ -16,11 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from app.config import Settings
+from app.runtime.engines.parity import parity_inputs
+from app.runtime.engines.selection import RuntimeRefused, Selection, select_runtime
+from app.runtime.engines.tensorflow_engine import tensorflow_engine, trace
 from app.runtime.loading import LoadedModel, ModelLoadError, load_keras_model
 from app.runtime.model_card import ModelCard, ModelCardError
 from app.runtime.output_head import check_softmax, infer_head
 from app.runtime.preprocessing import Choice, infer_input_size, infer_scale
-from app.runtime.self_check import check_examples, labelled_examples
+from app.runtime.self_check import check_examples, decode_examples, labelled_examples
 from app.runtime.spec import (
     ImageSpec,
     OutputSpec,
@@ -35,14 +40,14 @@ log = logging.getLogger(__name__)
 class Classifier:
     """A served model with a life cycle: `load()`, then `predict(batch)`; `ready` between."""
 
-    def __init__(self, path: Path, self_check: str = "refuse",
+    def __init__(self, path: Path, settings: Settings | None = None,
                  examples_dir: Path | None = None, name: str | None = None,
                  version: int = 1, shared_card: Path | None = None) -> None:
         self.path = Path(path)
         self.version = version
         self._name = name  # the repository's name for it; else the card's or the file's
         self._shared_card = shared_card
-        self.self_check = self_check  # refuse | warn | off, for card examples with labels
+        self.settings = settings or Settings()  # SELF_CHECK and the RUNTIME_* settings
         self._example_folders = [self.path.parent / "examples",
                                  *([examples_dir] if examples_dir else [])]
         self.card: ModelCard | None = None
@@ -50,6 +55,7 @@ class Classifier:
         self.output_spec: OutputSpec | None = None
         self.choices: dict[str, Choice] = {}  # scaling and output kind, with their reasons
         self.load_seconds: float | None = None
+        self.runtime: Selection | None = None
         self._loaded: LoadedModel | None = None
         self._forward: Any = None
 
@@ -98,26 +104,36 @@ class Classifier:
         except UnservableModel as exc:
             raise ModelLoadError(f"{self.path}: {exc}") from None
         self._loaded = loaded
-        forward = _compile(model, self.image_spec.model_shape)
+        traced = trace(model, self.image_spec.model_shape)
+        keras_engine = tensorflow_engine(traced)
+        forward = keras_engine.forward
         warm = forward(np.zeros((1, *self.image_spec.model_shape), np.float32))
         if warm.shape[0] != 1 or not np.isfinite(warm).all():
             raise ModelLoadError(f"{self.path}: warm-up inference gave no finite output")
         head = check_softmax(warm[0], head)
         self.output_spec = replace(self.output_spec, kind=head.value)  # type: ignore[arg-type]
         self.choices = {"scale": scale, "output": head}
-        self._check_examples(forward)
-        self._forward = forward
+        examples = labelled_examples(self.card, self._example_folders)
+        self._check_examples(forward, examples)
+        inputs = parity_inputs(self.image_spec, decode_examples(examples, self.image_spec))
+        try:
+            self.runtime = select_runtime(traced, keras_engine, self.output_spec.probabilities,
+                                          inputs, self.settings, self.path)
+        except RuntimeRefused as exc:
+            raise ModelLoadError(f"{self.path}: {exc}") from None
+        self._forward = self.runtime.engine.forward
         self.load_seconds = time.monotonic() - started
         log.info("model %s version %d ready in %.2f s: input %s, %d classes; scale %s (%s); "
-                 "output %s (%s); labels from %s", self.name, self.version, self.load_seconds,
-                 self.image_spec.model_shape, len(self.output_spec.labels), scale.value,
-                 scale.reason, head.value, head.reason, self.card.labels_from or "their indexes")
+                 "output %s (%s); labels from %s; runtime %s (%s)", self.name, self.version,
+                 self.load_seconds, self.image_spec.model_shape, len(self.output_spec.labels),
+                 scale.value, scale.reason, head.value, head.reason,
+                 self.card.labels_from or "their indexes", self.runtime.engine.name,
+                 self.runtime.reason)
 
-    def _check_examples(self, forward: Any) -> None:
+    def _check_examples(self, forward: Any, examples: list[Any]) -> None:
         """The card's labelled examples must come out right (app.runtime.self_check)."""
         assert self.card and self.image_spec and self.output_spec
-        examples = labelled_examples(self.card, self._example_folders)
-        if self.self_check == "off" or not examples:
+        if self.settings.SELF_CHECK == "off" or not examples:
             return
         try:
             output = self.output_spec
@@ -127,7 +143,7 @@ class Classifier:
             raise ModelLoadError(f"{self.path}: self-check: {exc}") from None
         if not result.wrong:
             log.info("self-check: all %d examples of the card right", result.checked)
-        elif self.self_check == "warn":
+        elif self.settings.SELF_CHECK == "warn":
             log.warning("%s: %s (SELF_CHECK=warn: serving it anyway)", self.path,
                         result.message())
         else:
@@ -160,6 +176,7 @@ class Classifier:
             "labels_from": self.card.labels_from or "their indexes",
             "input": self.image_spec.describe(),
             "load_seconds": round(self.load_seconds or 0.0, 3),
+            "runtime": self.runtime.describe() if self.runtime else None,
             "versions": {
                 "keras_library": f"{self._loaded.library} {self._loaded.library_version}",
                 "written_by_keras": self._loaded.written_by or None,
@@ -181,19 +198,3 @@ def _item_shape(tensor: Any) -> tuple[int | None, ...]:
         raise ModelLoadError("the model's tensors have no batch axis")
     return tuple(dims[1:])
 
-
-def _compile(model: Any, item_shape: tuple[int, ...]) -> Any:
-    """One traced graph for every batch size, numpy in and out; calling the concrete
-    function skips tf.function's per-call signature lookup (about 0.2 ms a call here)."""
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec((None, *item_shape), tf.float32)])
-    def call(x: Any) -> Any:
-        return model(x, training=False)
-
-    concrete = call.get_concrete_function()
-
-    def forward(batch: np.ndarray) -> np.ndarray:
-        return concrete(tf.convert_to_tensor(batch, tf.float32)).numpy()
-
-    return forward

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from app.config import Settings
 from app.runtime.classifier import Classifier
 from app.runtime.self_check import (
     LabelledExample,
@@ -65,8 +66,9 @@ class Inspection:
 
 def inspect_model(path: Path, examples: Path | None = None,
                   per_label: int = 200) -> Inspection:
-    """Load the model as the service would (self-check warns only) and score the examples."""
-    classifier = Classifier(path, self_check="warn")
+    """Load the model as the service would (self-check warns only) and score the examples.
+    It is read, not served: the Keras model answers and no other runtime is timed."""
+    classifier = Classifier(path, Settings(SELF_CHECK="warn", RUNTIME="tensorflow"))
     classifier.load()
     assert classifier.image_spec and classifier.output_spec
     found = Inspection(classifier.describe(), path.with_suffix(".json"))

@@ -81,12 +81,14 @@ class ModelRepository:
         """Load and warm one version, the TensorFlow part through `run` (a real thread:
         seconds of C work must not stall the gevent hub). Its batcher is started here, on
         the caller's hub: a greenlet made in another thread would never run."""
-        classifier = Classifier(path, self_check=self.settings.SELF_CHECK,
+        classifier = Classifier(path, self.settings,
                                 examples_dir=self.examples_dir, name=name, version=version,
                                 shared_card=shared_card)
         (run or _inline)(classifier.load)
+        assert classifier.runtime is not None
+        runtime = classifier.runtime.engine.name
         service = InferenceService(classifier, self.settings,
-                                   observer=metrics.batch_observer(name, version),
+                                   observer=metrics.batch_observer(name, version, runtime),
                                    prediction_log=self.prediction_log)
         metrics.record_model(classifier.describe(), classifier.load_seconds or 0.0)
         return service

@@ -78,6 +78,8 @@ def candidate_scales(spec: ImageSpec) -> list[str]:
 
 def decode_examples(examples: list[LabelledExample], spec: ImageSpec) -> np.ndarray:
     """The examples as one (N, H, W, C) uint8 batch, decoded exactly like uploads."""
+    if not examples:
+        return np.empty((0, *spec.pixel_shape), np.uint8)
     return np.stack([_pixels(example, spec) for example in examples])
 
 

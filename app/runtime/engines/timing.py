@@ -1,0 +1,65 @@
+"""Images/s of each runtime on the model's own input, at the batch sizes a server forms.
+
+Candidates are timed in turns (a few rounds each, the best round kept): noise from the
+other worker or the machine only ever slows a round down, and turns spread it fairly.
+The figures are cached beside the converted models, so every worker of a host picks
+from the same measurement and a restart does not measure again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from app.runtime.engines import Engine
+from app.runtime.engines.cache import cache_entry
+
+ROUNDS = 3
+Timings = dict[str, dict[int, float]]  # runtime -> batch size -> images/s
+
+
+def measure(engines: list[Engine], inputs: np.ndarray, batch_sizes: list[int],
+            seconds: float) -> Timings:
+    """About `seconds` of calls per runtime and batch size, split into rounds."""
+    found: Timings = {engine.name: {} for engine in engines}
+    for size in batch_sizes:
+        batch = np.ascontiguousarray(np.resize(inputs, (size, *inputs.shape[1:])))
+        for engine in engines:
+            engine.forward(batch)  # the first call at a new size may plan or allocate
+        for _ in range(ROUNDS):
+            for engine in engines:
+                calls, started = 0, time.perf_counter()
+                while calls == 0 or time.perf_counter() - started < seconds / ROUNDS:
+                    engine.forward(batch)
+                    calls += 1
+                rate = calls * size / (time.perf_counter() - started)
+                found[engine.name][size] = max(found[engine.name].get(size, 0.0), rate)
+    return found
+
+
+def cached_measure(root: Path | None, key: str, engines: list[Engine], inputs: np.ndarray,
+                   batch_sizes: list[int], seconds: float, setup: str) -> tuple[Timings, bool]:
+    """`measure`, read from the cache when this host already timed these runtimes under
+    the same setup (threads, batch sizes, precision); (timings, came from the cache)."""
+    with cache_entry(root, key, "timings") as entry:
+        path = entry.folder / "timings.json"
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        names = sorted(engine.name for engine in engines)
+        hit = stored.get(setup)
+        if hit and sorted(hit) == names:
+            return {name: {int(b): v for b, v in sizes.items()}
+                    for name, sizes in hit.items()}, True
+        found = measure(engines, inputs, batch_sizes, seconds)
+        stored[setup] = found
+        path.write_text(json.dumps(stored, indent=1))
+        entry.mark_done()
+        return found, False
+
+
+def score(rates: dict[int, float]) -> float:
+    """One figure for the batch sizes a server forms: the geometric mean, so a runtime
+    fast only alone (or only in big batches) does not win on that alone."""
+    return float(np.exp(np.mean(np.log(list(rates.values())))))
