@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test lint train bench bench-endpoints bench-triton profile soak
+.PHONY: run test lint train bench bench-endpoints bench-triton bench-runtimes profile soak
 
 ## Serve the bundled model (or $MODEL_PATH) with gunicorn + gevent on http://127.0.0.1:5000
 run:
@@ -39,6 +39,11 @@ bench-triton:
 	scripts/bootstrap.sh dev
 	scripts/bootstrap.sh triton
 	$(BIN)/python -m bench.triton_peer
+
+## TensorFlow, ONNX Runtime and OpenVINO per model, in process and through nginx TLS (about 15 minutes)
+bench-runtimes:
+	scripts/bootstrap.sh dev
+	$(BIN)/python -m bench.runtimes
 
 ## Profile: py-spy on one loaded worker, where its Python time goes (about 30 s)
 profile:

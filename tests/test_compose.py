@@ -77,7 +77,9 @@ class Stack:
 
 @pytest.fixture(scope="module", params=["docker", "podman"])
 def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    engine: Engine = request.getfixturevalue(f"{request.param}_engine")
+    # The project's images, built on Docker (podman's engine loads them from there).
+    engine: Engine = request.getfixturevalue(
+        "project_images" if request.param == "docker" else "podman_engine")
     stack = Stack(engine)
     try:
         stack.up()

@@ -174,7 +174,10 @@ def test_only_nginx_publishes_ports_and_mounts_are_read_only() -> None:
         if "profiles" in service:
             assert service["profiles"] == ["monitoring"]
             assert all(port.startswith("127.0.0.1:") for port in service["ports"]), name
-    assert all(":ro" in v for v in services["app"]["volumes"])
+    # The app writes only its runtime cache, a named volume of its own (no host folder).
+    writable = [v for v in services["app"]["volumes"] if ":ro" not in v]
+    assert writable == ["runtime-cache:/var/cache/h5serve"]
+    assert "runtime-cache" in COMPOSE["volumes"]
     assert all(":ro" in v for v in services["nginx"]["volumes"])
     assert services["nginx"]["depends_on"]["app"]["condition"] == "service_healthy"
     assert services["nginx"]["build"]["context"] == "./nginx"
@@ -215,7 +218,8 @@ def test_the_api_keys_folder_is_mounted_read_only_into_the_app_only() -> None:
     which a single-file bind mount would never show); nginx sees only the client CA's
     folder and its TLS volume, never the keys. Both folders are settings in .env.example."""
     keys_file = PurePosixPath(_compose_env("app")["API_KEYS_FILE"])
-    app_mounts = [_compose_default(v).split(":") for v in COMPOSE["services"]["app"]["volumes"]]
+    app_mounts = [(_compose_default(v).split(":") + [""])[:3]  # a named volume has no mode
+                  for v in COMPOSE["services"]["app"]["volumes"]]
     keys = [(source, mode) for source, target, mode in app_mounts
             if target == str(keys_file.parent)]
     assert keys == [("./secrets", "ro,z")], app_mounts

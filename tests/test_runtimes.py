@@ -6,21 +6,25 @@ fastest is the benchmark's business (bench/runtimes.py), not a test's.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from flask import Flask
-from servers import gunicorn
+from servers import ROOT, gunicorn
 from toy_models import write_card
 
 from app.config import DEFAULT_MODEL_PATH, Settings
 from app.runtime.classifier import Classifier
 from app.runtime.engines import Engine, onnx_engine, openvino_engine
+from app.runtime.engines.choice import Candidate, fastest
 from app.runtime.engines.parity import F32_TOLERANCE, compare
-from app.runtime.engines.selection import Candidate, _fastest
 from app.runtime.idx import DATASET_DIR, load_idx
 from app.runtime.loading import ModelLoadError
 
@@ -79,7 +83,8 @@ def test_auto_says_which_runtime_serves_why_and_what_each_measured(fashion_app: 
     for candidate in candidates.values():
         assert candidate["usable"] and candidate["parity"]["passed"]
         assert candidate["parity"]["max_probability_difference"] <= F32_TOLERANCE
-        assert set(candidate["images_per_s"]) == {"1", "32"}
+        sizes = sorted(map(int, candidate["images_per_s"]))  # 32 unless a call takes longer
+        assert sizes[0] == 1 and 1 < sizes[-1] <= 32, sizes  # than RUNTIME_TIMING_SECONDS
         assert min(candidate["images_per_s"].values()) > 0
         assert candidate["description"]
 
@@ -178,7 +183,7 @@ def _candidate(name: str) -> Candidate:
 def test_the_fastest_runtime_serves_only_when_clearly_faster(
         timings: dict[str, dict[int, float]], served: str) -> None:
     usable = [_candidate(name) for name in timings]
-    chosen = _fastest(usable, usable, timings, cached=False)
+    chosen = fastest(usable, usable, timings, cached=False)
     assert chosen.engine.name == served
     assert ("TensorFlow measured fastest" in chosen.reason) == (served == "tensorflow")
 
@@ -220,3 +225,24 @@ def test_two_workers_convert_once_and_a_restart_converts_nothing(tmp_path: Path)
     assert "converted in" not in second and "measured now" not in second
     assert second.count("from the cache") == 4
     assert second.count("measured earlier on this host") == 2
+
+
+def test_converting_and_serving_leave_no_telemetry_behind(tmp_path: Path) -> None:
+    """ONNX Runtime's Linux telemetry would write a device id and an event store under
+    ~/.cache/Microsoft (and upload them); OpenVINO's converter, with openvino-telemetry
+    installed, a client id under ~/intel. A server keeps neither."""
+    code = ("import sys; from pathlib import Path; from app.config import Settings; "
+            "from app.runtime.classifier import Classifier; "
+            "c = Classifier(Path(sys.argv[1]), Settings.load({'RUNTIME_CACHE_DIR': ''})); "
+            "c.load(); print(sorted(x.name for x in c.runtime.candidates if not x.failure))")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "RUNTIME_TIMING_SECONDS": "0.05"}
+    env.pop("XDG_CACHE_HOME", None)
+    result = subprocess.run([sys.executable, "-c", code, str(DEFAULT_MODEL_PATH)], env=env,
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "'onnxruntime', 'openvino'" in result.stdout
+    assert not (home / ".cache" / "Microsoft").exists()
+    assert not (home / "intel").exists()
+    assert importlib.util.find_spec("openvino_telemetry") is None

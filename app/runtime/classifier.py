@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from app.config import Settings
-from app.runtime.engines.parity import parity_inputs
-from app.runtime.engines.selection import RuntimeRefused, Selection, select_runtime
+from app.runtime.engines.choice import RuntimeRefused, Selection
+from app.runtime.engines.selection import select_runtime
 from app.runtime.engines.tensorflow_engine import tensorflow_engine, trace
 from app.runtime.loading import LoadedModel, ModelLoadError, load_keras_model
 from app.runtime.model_card import ModelCard, ModelCardError
@@ -115,10 +115,10 @@ class Classifier:
         self.choices = {"scale": scale, "output": head}
         examples = labelled_examples(self.card, self._example_folders)
         self._check_examples(forward, examples)
-        inputs = parity_inputs(self.image_spec, decode_examples(examples, self.image_spec))
         try:
-            self.runtime = select_runtime(traced, keras_engine, self.output_spec.probabilities,
-                                          inputs, self.settings, self.path)
+            self.runtime = select_runtime(
+                traced, keras_engine, self.output_spec.probabilities, self.image_spec,
+                decode_examples(examples, self.image_spec), self.settings, self.path)
         except RuntimeRefused as exc:
             raise ModelLoadError(f"{self.path}: {exc}") from None
         self._forward = self.runtime.engine.forward

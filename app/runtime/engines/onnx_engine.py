@@ -10,6 +10,7 @@ on another runtime with the converter's reason logged once.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,10 @@ from app.runtime.engines import ConversionError, Engine, failure_reason, thread_
 
 OPSET = 17
 ARTEFACT = "model.onnx"
+# ONNX Runtime's Linux builds carry 1DS telemetry, on by default: a device id and an event
+# store under ~/.cache/Microsoft, and uploads. Off before ONNX Runtime is first imported
+# (the variable is read once, when its environment is created): a server sends nothing.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 def libraries() -> str:

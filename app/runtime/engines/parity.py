@@ -3,6 +3,9 @@
 Checked on the card's labelled examples (when there are any), the warm-up batch and a
 fixed, seeded set of synthetic images in the model's own input domain (run through the
 model's preprocessing): noise, and smooth blocks that look more like photos to a CNN.
+64 of them, fewer for a model whose forward pass is slow (about GATE_SECONDS of Keras'
+time, at least 2), so a heavy model does not take minutes to load. The result is cached
+beside the converted model: another worker or a restart does not run the gate again.
 In f32 every top-1 label must equal Keras' and no probability may differ by more than
 F32_TOLERANCE. Rows where Keras itself hardly decides (top-2 margin at or under the
 tolerance: an untrained model's near-ties) do not count as disagreements. In bf16 only
@@ -11,7 +14,11 @@ top-1 agreement is required, with a wider margin; the difference is reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +27,7 @@ from app.runtime.spec import ImageSpec
 F32_TOLERANCE = 1e-4
 BF16_MARGIN = 0.05  # bf16 keeps ~3 significant digits: closer calls may flip
 SYNTHETIC_IMAGES = 64
+GATE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -51,11 +59,17 @@ class Parity:
                 "top1_disagreements": self.disagreements}
 
 
-def parity_inputs(spec: ImageSpec, examples: np.ndarray | None = None) -> np.ndarray:
-    """The gate's model-input batch: seeded synthetic images, the warm-up zeros and the
-    card's examples ((N, H, W, C) pixels as decoded), in that order."""
+def synthetic_count(seconds_per_image: float) -> int:
+    """How many synthetic images fit the gate's time on this model (2 to 64)."""
+    return int(np.clip(GATE_SECONDS / max(seconds_per_image, 1e-6), 2, SYNTHETIC_IMAGES))
+
+
+def parity_inputs(spec: ImageSpec, examples: np.ndarray | None = None,
+                  count: int = SYNTHETIC_IMAGES) -> np.ndarray:
+    """The gate's model-input batch: `count` seeded synthetic images, the warm-up zeros and
+    the card's examples ((N, H, W, C) pixels as decoded), in that order."""
     rng = np.random.default_rng(20261207)
-    count, (height, width, channels) = SYNTHETIC_IMAGES, spec.pixel_shape
+    height, width, channels = spec.pixel_shape
     noise = rng.integers(0, 256, (count // 2, height, width, channels), dtype=np.uint8)
     cells = rng.integers(0, 256, (count - count // 2, 8, 8, channels), dtype=np.uint8)
     blocks = cells.repeat(-(-height // 8), axis=1).repeat(-(-width // 8), axis=2)
@@ -81,3 +95,18 @@ def compare(reference: np.ndarray, candidate: np.ndarray, precision: str = "f32"
         differs = (reference[:, 0] >= 0.5) != (candidate[:, 0] >= 0.5)
     return Parity(len(reference), float(np.abs(candidate - reference).max()),
                   int((differs & decided).sum()), precision)
+
+
+def cached_parity(folder: Path | None, inputs: np.ndarray, precision: str,
+                  check: Callable[[], Parity]) -> Parity:
+    """`check()`, or its result stored in `folder` (a converted model's cache entry) for
+    these very inputs and precision."""
+    if folder is None:
+        return check()
+    digest = hashlib.sha256(inputs.tobytes() + str(inputs.shape).encode()).hexdigest()[:16]
+    path = folder / f"parity-{precision}-{digest}.json"
+    if path.exists():
+        return Parity(**json.loads(path.read_text()))
+    parity = check()
+    path.write_text(json.dumps(asdict(parity)))
+    return parity

@@ -27,9 +27,11 @@ def measure(engines: list[Engine], inputs: np.ndarray, batch_sizes: list[int],
     found: Timings = {engine.name: {} for engine in engines}
     for size in batch_sizes:
         batch = np.ascontiguousarray(np.resize(inputs, (size, *inputs.shape[1:])))
+        started = time.perf_counter()
         for engine in engines:
             engine.forward(batch)  # the first call at a new size may plan or allocate
-        for _ in range(ROUNDS):
+        one_call = (time.perf_counter() - started) / len(engines)
+        for _ in range(ROUNDS if one_call * ROUNDS <= seconds else 1):  # a slow model: once
             for engine in engines:
                 calls, started = 0, time.perf_counter()
                 while calls == 0 or time.perf_counter() - started < seconds / ROUNDS:
