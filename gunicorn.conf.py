@@ -79,7 +79,7 @@ def _preflight():
         else:
             check_repository(settings.MODEL_REPOSITORY)
         if settings.AUTH == "keys":
-            KeyFile(settings.API_KEYS_FILE)
+            KeyFile(settings.keys_file)
     except ValueError as exc:
         sys.exit(f"h5serve: cannot start: {exc}")
     # AUTH=off on an address others can reach, for HTTP or gRPC: say so.

@@ -16,6 +16,7 @@ VERSION = "0.1.0"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPOSITORY = PROJECT_ROOT / "models"
 DEFAULT_MODEL_PATH = DEFAULT_REPOSITORY / "fashion_mnist.h5"  # the bundled model
+DEFAULT_KEYS_FILE = PROJECT_ROOT / "secrets" / "api-keys"  # what scripts/api-keys.sh writes
 # Converted models are shared by every worker and kept across restarts (app.runtime.engines).
 DEFAULT_RUNTIME_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") \
     / "h5serve" / "runtimes"
@@ -58,7 +59,7 @@ class Settings:
     MAX_EXPLAIN_QUEUE: int = 16  # explanations waiting per model version (then 503)
     EXPLAIN_MAX_SIDE: int = 1024  # the explanation overlay's longest side, in pixels
     EXPLAIN_SMOOTHGRAD_SAMPLES: int = 8  # noisy copies per image for saliency (non-CNNs)
-    CORS_ORIGINS: str = "*"
+    CORS_ORIGINS: str | None = None  # unset: "*" with AUTH=off, no other origin with keys
     TRUST_PROXY: bool = False
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: str = "text"  # text (stderr, for people) | json (stdout, one object a line)
@@ -72,7 +73,7 @@ class Settings:
     RUNTIME_TIMING_SECONDS: float = 1.0  # RUNTIME=auto times each runtime per batch size
     GRPC_BIND: str = ""  # host:port for gRPC (KServe V2, TF Serving) in every worker; "" = off
     AUTH: str = "off"  # off | keys: API keys from API_KEYS_FILE on every model endpoint
-    API_KEYS_FILE: Path | None = None
+    API_KEYS_FILE: Path | None = None  # unset with AUTH=keys: secrets/api-keys, if there
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None,
@@ -115,8 +116,9 @@ class Settings:
             raise ValueError(f"LOG_FORMAT must be text or json, got {self.LOG_FORMAT!r}")
         if self.AUTH not in ("off", "keys"):
             raise ValueError(f"AUTH must be off or keys, got {self.AUTH!r}")
-        if self.AUTH == "keys" and self.API_KEYS_FILE is None:
-            raise ValueError("AUTH=keys needs API_KEYS_FILE, the file of keys (README)")
+        if self.AUTH == "keys" and self.keys_file is None:
+            raise ValueError("AUTH=keys needs API_KEYS_FILE, the file of keys, or "
+                             "secrets/api-keys (scripts/api-keys.sh add NAME writes it)")
         if self.AUTH == "keys" and "*" in self.cors_origins:
             raise ValueError("with AUTH=keys, CORS_ORIGINS must list the origins allowed to "
                              "call with a key (or be empty), not '*'")
@@ -139,14 +141,24 @@ class Settings:
 
     @property
     def cors_origins(self) -> list[str]:
-        """CORS_ORIGINS as a list; empty means cross-origin requests are not allowed."""
+        """CORS_ORIGINS as a list; empty means cross-origin requests are not allowed. Left
+        unset, any origin may call an open service, and none a service with keys."""
+        if self.CORS_ORIGINS is None:
+            return ["*"] if self.AUTH == "off" else []
         return [o.strip() for o in self.CORS_ORIGINS.split(",") if o.strip()]
+
+    @property
+    def keys_file(self) -> Path | None:
+        """API_KEYS_FILE, else secrets/api-keys when it exists (AUTH=keys alone, locally)."""
+        if self.API_KEYS_FILE is not None:
+            return self.API_KEYS_FILE
+        return DEFAULT_KEYS_FILE if DEFAULT_KEYS_FILE.exists() else None
 
 
 def _convert(name: str, default: Any, raw: Any, path: bool) -> Any:
     if path:
         return None if raw is None or raw == "" else Path(raw)
-    if not isinstance(raw, str):
+    if not isinstance(raw, str) or default is None:
         return raw
     try:
         if isinstance(default, bool):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.runtime.idx import DATASET_DIR, load_idx
+from scripts.idx import DATASET_DIR, load_idx
 
 LABELS = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",

@@ -27,7 +27,7 @@ from toy_models import brightness_model, write_card
 
 from app import create_app
 from app.config import DEFAULT_MODEL_PATH
-from app.runtime.idx import DATASET_DIR, load_idx
+from scripts.idx import DATASET_DIR, load_idx
 
 MakeApp = Callable[..., Flask]
 pytest_plugins = ("trained_models",)  # Fashion-MNIST models trained once per session

@@ -266,12 +266,39 @@ def test_rotation_under_load_fails_no_request(secured: Flask, keys_path: Path,
 
 @pytest.mark.parametrize(("settings", "message"), [
     ({"AUTH": "keys"}, "AUTH=keys needs API_KEYS_FILE"),
-    ({"AUTH": "keys", "API_KEYS_FILE": "/k"}, "CORS_ORIGINS must list the origins"),
+    ({"AUTH": "keys", "API_KEYS_FILE": "/k", "CORS_ORIGINS": "*"},
+     "CORS_ORIGINS must list the origins"),
+    ({"AUTH": "keys", "API_KEYS_FILE": "/k", "CORS_ORIGINS": "https://a.example, *"},
+     "CORS_ORIGINS must list the origins"),
     ({"AUTH": "on"}, "AUTH must be off or keys"),
 ])
 def test_auth_settings_are_checked(settings: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.load(settings, environ={})
+
+
+def test_keys_alone_mean_no_cross_origin_callers_and_an_open_service_allows_any() -> None:
+    assert Settings.load({"AUTH": "keys", "API_KEYS_FILE": "/k"}, environ={}).cors_origins == []
+    assert Settings.load({}, environ={}).cors_origins == ["*"]
+    assert Settings.load({"CORS_ORIGINS": ""}, environ={}).cors_origins == []
+    listed = Settings.load({"AUTH": "keys", "API_KEYS_FILE": "/k",
+                            "CORS_ORIGINS": "https://a.example"}, environ={})
+    assert listed.cors_origins == ["https://a.example"]
+
+
+def test_keys_on_in_one_setting_read_the_file_the_script_writes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """AUTH=keys alone: secrets/api-keys, where scripts/api-keys.sh writes, when it exists."""
+    from app import config
+
+    written = tmp_path / "api-keys"
+    monkeypatch.setattr(config, "DEFAULT_KEYS_FILE", written)
+    with pytest.raises(ValueError, match="secrets/api-keys"):
+        Settings.load({"AUTH": "keys"}, environ={})
+    written.write_text("")
+    assert Settings.load({"AUTH": "keys"}, environ={}).keys_file == written
+    named = Settings.load({"AUTH": "keys", "API_KEYS_FILE": "/k"}, environ={})
+    assert named.keys_file == Path("/k")
 
 
 def test_no_key_reaches_a_log_line_or_a_metric(keys_path: Path, tmp_path: Path) -> None:

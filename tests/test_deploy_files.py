@@ -218,7 +218,7 @@ def test_the_api_keys_folder_is_mounted_read_only_into_the_app_only() -> None:
     which a single-file bind mount would never show); nginx sees only the client CA's
     folder and its TLS volume, never the keys. Both folders are settings in .env.example."""
     keys_file = PurePosixPath(_compose_env("app")["API_KEYS_FILE"])
-    app_mounts = [(_compose_default(v).split(":") + [""])[:3]  # a named volume has no mode
+    app_mounts = [[*_compose_default(v).split(":"), ""][:3]  # a named volume has no mode
                   for v in COMPOSE["services"]["app"]["volumes"]]
     keys = [(source, mode) for source, target, mode in app_mounts
             if target == str(keys_file.parent)]

@@ -30,8 +30,8 @@ def install_auth(app: Flask, settings: Settings) -> None:
     """With AUTH=keys, check every request to a closed endpoint before it runs."""
     if settings.AUTH != "keys":
         return
-    assert settings.API_KEYS_FILE is not None  # Settings.validate
-    keys = KeyFile(settings.API_KEYS_FILE)
+    assert settings.keys_file is not None  # Settings.validate
+    keys = KeyFile(settings.keys_file)
 
     @app.before_request
     def _require_key() -> None:

@@ -80,8 +80,8 @@ def start_grpc(settings: Settings, models: ModelRepository) -> grpc.Server:
         from grpc.experimental import gevent as grpc_gevent
 
         grpc_gevent.init_gevent()
-    interceptors = [KeyInterceptor(KeyFile(settings.API_KEYS_FILE))] \
-        if settings.AUTH == "keys" and settings.API_KEYS_FILE else []
+    interceptors = [KeyInterceptor(KeyFile(settings.keys_file))] \
+        if settings.AUTH == "keys" and settings.keys_file else []
     server = grpc.server(ThreadPoolExecutor(max_workers=HANDLERS), interceptors=interceptors,
                          options=[("grpc.max_receive_message_length",
                                    settings.MAX_CONTENT_LENGTH),

@@ -42,11 +42,6 @@ def display_image(data: bytes, max_side: int) -> Image.Image:
     return image
 
 
-def pixels_image(pixels: np.ndarray) -> Image.Image:
-    """(H, W, C) uint8 pixels (a protocol client's tensor) as an RGB image."""
-    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).convert("RGB")
-
-
 def overlay_png(image: Image.Image, heatmap: np.ndarray) -> bytes:
     """The heatmap coloured, stretched over `image` and blended at OPACITY, as PNG bytes."""
     heat = Image.fromarray(colorize(heatmap), "RGB").resize(image.size,

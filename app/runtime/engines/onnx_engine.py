@@ -47,9 +47,10 @@ def convert(traced: Any, folder: Path) -> None:
     (folder / ARTEFACT).write_bytes(proto.SerializeToString())
 
 
-def load(folder: Path) -> Engine:
+def load(folder: Path, precision: str = "f32") -> Engine:
     """An inference session on the worker's thread budget, spinning off: idle pool
-    threads would otherwise burn the cores the hub and the decoder need."""
+    threads would otherwise burn the cores the hub and the decoder need. Always f32: the
+    CPU provider has no bf16 kernels for these models."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -73,5 +74,6 @@ def load(folder: Path) -> Engine:
     def forward(batch: np.ndarray) -> np.ndarray:
         return run([output_name], {input_name: batch})[0]
 
+    note = "" if precision == "f32" else f"; {precision} asked, runs f32"
     return Engine("onnxruntime", f"ONNX Runtime {ort.__version__} (CPUExecutionProvider, "
-                  f"{options.intra_op_num_threads} threads, f32)", forward)
+                  f"{options.intra_op_num_threads} threads, f32{note})", forward)

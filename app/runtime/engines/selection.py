@@ -37,7 +37,7 @@ from app.runtime.engines.parity import (
     parity_inputs,
     synthetic_count,
 )
-from app.runtime.engines.timing import cached_measure
+from app.runtime.engines.timing import batch_sizes, cached_measure
 from app.runtime.spec import ImageSpec
 
 log = logging.getLogger(__name__)
@@ -77,14 +77,14 @@ def select_runtime(traced: Any, reference: Engine, probabilities: Probabilities,
     usable = [c for c in candidates if not c.failure]
     if len(usable) == 1:
         return Selection(reference, "no other runtime gives the same answers", candidates)
-    largest = int(settings.RUNTIME_TIMING_SECONDS / per_image)  # a call must fit the time
-    batch_sizes = sorted({1, max(1, min(settings.MAX_BATCH_SIZE, largest))})
     setup = f"{reference.description} | {settings.RUNTIME_PRECISION} | " \
         f"{settings.MAX_BATCH_SIZE} | {settings.RUNTIME_TIMING_SECONDS}s"  # not the sizes:
     # those follow this worker's per-image time, and every worker must share one timing
     timings, cached = cached_measure(settings.RUNTIME_CACHE_DIR, key,
                                      [c.engine for c in usable if c.engine], inputs,
-                                     batch_sizes, settings.RUNTIME_TIMING_SECONDS, setup)
+                                     batch_sizes(settings.MAX_BATCH_SIZE,
+                                                 settings.RUNTIME_TIMING_SECONDS, per_image),
+                                     settings.RUNTIME_TIMING_SECONDS, setup)
     for candidate in usable:
         candidate.images_per_s = timings[candidate.name]
     return fastest(usable, candidates, timings, cached)
@@ -111,11 +111,12 @@ def _try(name: str, traced: Any, key: str, inputs: np.ndarray,
                 module.convert(traced, entry.folder)
                 entry.mark_done()
                 note = f"converted in {time.monotonic() - started:.1f} s ({libraries})"
-            args = (settings.RUNTIME_PRECISION,) if name == "openvino" else ()
-            engine = module.load(entry.folder, *args)
-        except ConversionError as exc:
+            engine = module.load(entry.folder, settings.RUNTIME_PRECISION)
+        except ConversionError as exc:  # the model's fault: tried once per host
             if entry.persistent:
                 entry.mark_failed(f"conversion failed: {exc}")
+            return Candidate(name, failure=f"conversion failed: {exc}")
+        except OSError as exc:  # the disk's (full, say): tried again at the next load
             return Candidate(name, failure=f"conversion failed: {exc}")
         try:
             parity = cached_parity(entry.folder if entry.persistent else None, inputs,

@@ -1,7 +1,7 @@
 """Read IDX files (the MNIST family's format), as shipped by Debian's data set packages.
 
 Used by the training script, the tests and the benchmarks; the service itself never
-reads data sets.
+reads data sets, so this lives beside the script, not in app/.
 """
 
 from __future__ import annotations
