@@ -40,7 +40,7 @@ bench-triton:
 	scripts/bootstrap.sh triton
 	$(BIN)/python -m bench.triton_peer
 
-## TensorFlow, ONNX Runtime and OpenVINO per model, in process and through nginx TLS (about 15 minutes)
+## TensorFlow, ONNX Runtime and OpenVINO per model, in process and through nginx TLS (about 10 minutes)
 bench-runtimes:
 	scripts/bootstrap.sh dev
 	$(BIN)/python -m bench.runtimes

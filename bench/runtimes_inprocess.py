@@ -110,7 +110,8 @@ def _runtimes_of(path: Path, image: Path, seconds: float, cache: Path) -> dict[s
         assert classifier.runtime is not None
         candidate = classifier.runtime.candidates[-1]
         rows[name] = {"images_per_s": {str(b): round(v, 1) for b, v in timings[name].items()},
-                      "parity": candidate.parity.summary() if candidate.parity else "",
+                      "parity": candidate.parity.summary() if candidate.parity and
+                      name != "tensorflow" else "the reference (Keras)",
                       "engine": classifier.runtime.engine.description, "note": candidate.note}
     classifiers.clear()
     engines.clear()

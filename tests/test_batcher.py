@@ -104,6 +104,23 @@ def test_bucket_sizes_step_by_four_up_to_the_maximum() -> None:
     assert bucket_sizes(3) == (1, 2, 3)
     assert bucket_sizes(32) == (1, 2, 4, 8, 12, 16, 20, 24, 28, 32)
     assert bucket_sizes(10) == (1, 2, 4, 8, 10)
+    assert bucket_sizes(5, padded=False) == (1, 2, 3, 4, 5)
+
+
+def test_a_runtime_that_gains_nothing_from_padding_gets_the_rows_as_they_are() -> None:
+    """ONNX Runtime (Engine.padded False): ten queued rows run as ten, not twelve."""
+    model = GatedModel()
+    batcher = MicroBatcher(model, max_batch_size=32, padded=False)
+    with ThreadPoolExecutor(12) as pool:
+        first = pool.submit(batcher.submit, np.array([[0.0]]))
+        assert model.entered.wait(5)
+        rest = [pool.submit(batcher.submit, np.array([[float(i)]])) for i in range(1, 11)]
+        while len(batcher._jobs) < 10:
+            threading.Event().wait(0.01)
+        model.gate.set()
+        results = [first.result(5)] + [f.result(5) for f in rest]
+    assert [r.tolist() for r in results] == [[[2.0 * i]] for i in range(11)]
+    assert model.batches == [1, 10]
 
 
 def test_batches_are_padded_to_a_bucket_and_the_padding_never_returned() -> None:

@@ -189,11 +189,12 @@ def test_the_fastest_runtime_serves_only_when_clearly_faster(
     assert ("TensorFlow measured fastest" in chosen.reason) == (served == "tensorflow")
 
 
-@pytest.mark.parametrize(("per_image", "sizes"), [(0.001, [1, 32]), (0.018, [1, 6]),
-                                                  (3.0, [1])])
-def test_timing_batches_fit_the_time_and_a_slow_model_is_timed_alone(
-        per_image: float, sizes: list[int]) -> None:
-    assert batch_sizes(32, 1.0, per_image) == sizes
+@pytest.mark.parametrize(("max_batch", "per_image", "sizes"), [
+    (32, 0.001, [1, 8]), (32, 0.018, [1, 8]), (4, 0.001, [1, 4]), (32, 0.1, [1, 3]),
+    (32, 3.0, [1])])
+def test_auto_times_a_lone_request_and_a_busy_servers_batch_if_a_call_fits(
+        max_batch: int, per_image: float, sizes: list[int]) -> None:
+    assert batch_sizes(max_batch, 1.0, per_image) == sizes
 
 
 def test_an_unwritable_cache_converts_in_a_temporary_folder(

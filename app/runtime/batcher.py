@@ -68,15 +68,15 @@ class MicroBatcher:
     """Coalesce concurrent `submit` calls into batches for one `predict_fn`."""
 
     def __init__(self, predict_fn: PredictFn, max_batch_size: int = 32,
-                 max_delay_s: float = 0.0, max_queue: int = 64,
-                 observer: BatchObserver | None = None, max_tasks: int = 8) -> None:
+                 max_delay_s: float = 0.0, max_queue: int = 64, observer: BatchObserver |
+                 None = None, max_tasks: int = 8, padded: bool = True) -> None:
         self._predict = predict_fn
         self._observe = observer
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
         self.max_tasks = max_tasks
-        self._buckets = bucket_sizes(max_batch_size)
+        self._buckets = bucket_sizes(max_batch_size, padded)
         self._offload = ThreadRunner(1)
         self._jobs: deque[_Job] = deque()
         self._tasks: deque[_Task] = deque()

@@ -56,7 +56,7 @@ class InferenceService:
     def __init__(self, classifier: Classifier, settings: Settings,
                  observer: BatchObserver | None = None,
                  prediction_log: PredictionLog | None = None) -> None:
-        if not classifier.ready:
+        if not classifier.ready or classifier.runtime is None:
             raise RuntimeError("InferenceService needs a loaded classifier")
         self.classifier = classifier
         self.settings = settings
@@ -66,7 +66,8 @@ class InferenceService:
                                     max_batch_size=settings.MAX_BATCH_SIZE,
                                     max_delay_s=settings.MAX_BATCH_DELAY_MS / 1000,
                                     max_queue=settings.MAX_QUEUE_SIZE, observer=observer,
-                                    max_tasks=settings.MAX_EXPLAIN_QUEUE)
+                                    max_tasks=settings.MAX_EXPLAIN_QUEUE,
+                                    padded=classifier.runtime.engine.padded)
         self._decode_in_thread = ThreadRunner(max_threads=2)
         self._explainer: Explainer | None = None
 

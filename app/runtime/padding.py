@@ -13,8 +13,11 @@ from collections.abc import Callable
 import numpy as np
 
 
-def bucket_sizes(max_batch_size: int) -> tuple[int, ...]:
-    """The batch sizes the model is run with: 1, 2, multiples of 4, and the maximum."""
+def bucket_sizes(max_batch_size: int, padded: bool = True) -> tuple[int, ...]:
+    """The batch sizes the model is run with: 1, 2, multiples of 4, and the maximum (every
+    size when the runtime is not `padded`)."""
+    if not padded:
+        return tuple(range(1, max_batch_size + 1))
     sizes = {size for size in (1, 2, *range(4, max_batch_size, 4)) if size < max_batch_size}
     return (*sorted(sizes), max_batch_size)
 

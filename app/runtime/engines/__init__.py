@@ -30,6 +30,9 @@ class Engine:
     description: str
     forward: Forward
     precision: str = "f32"
+    # Batches padded to a few sizes (app.runtime.padding): TensorFlow and OpenVINO keep
+    # kernels and buffers per shape; ONNX Runtime does not, and padding only costs it.
+    padded: bool = True
 
 
 def thread_budget() -> int:

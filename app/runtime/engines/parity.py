@@ -38,6 +38,7 @@ class Parity:
     max_difference: float
     disagreements: int  # rows whose top-1 label differs where Keras' margin counts
     precision: str = "f32"
+    decided: int = -1  # rows where Keras' margin counts (-1: all, the reference itself)
 
     @property
     def passed(self) -> bool:
@@ -46,8 +47,10 @@ class Parity:
 
     def summary(self) -> str:
         """One line for the log and GET /model."""
-        parts = [f"top-1 differs on {self.disagreements} of {self.rows} inputs"
-                 if self.disagreements else f"same top-1 on {self.rows} inputs",
+        ties = "" if self.decided in (-1, self.rows) else \
+            f" ({self.rows - self.decided} near-ties in Keras' own answers not counted)"
+        parts = [f"top-1 differs on {self.disagreements} of {self.rows} inputs{ties}"
+                 if self.disagreements else f"same top-1 on {self.rows} inputs{ties}",
                  f"largest probability difference {self.max_difference:.1e}"]
         if self.precision == "f32" and self.max_difference > F32_TOLERANCE:
             parts[-1] += f" > {F32_TOLERANCE:.0e}"
@@ -56,7 +59,8 @@ class Parity:
     def describe(self) -> dict[str, object]:
         return {"passed": self.passed, "inputs": self.rows, "precision": self.precision,
                 "max_probability_difference": float(self.max_difference),
-                "top1_disagreements": self.disagreements}
+                "top1_disagreements": self.disagreements,
+                "top1_decided_inputs": self.rows if self.decided == -1 else self.decided}
 
 
 def synthetic_count(seconds_per_image: float) -> int:
@@ -94,7 +98,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray, precision: str = "f32"
         decided = np.abs(reference[:, 0] - 0.5) * 2 > margin
         differs = (reference[:, 0] >= 0.5) != (candidate[:, 0] >= 0.5)
     return Parity(len(reference), float(np.abs(candidate - reference).max()),
-                  int((differs & decided).sum()), precision)
+                  int((differs & decided).sum()), precision, int(decided.sum()))
 
 
 def cached_parity(folder: Path | None, inputs: np.ndarray, precision: str,

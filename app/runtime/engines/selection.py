@@ -59,9 +59,7 @@ def select_runtime(traced: Any, reference: Engine, probabilities: Probabilities,
     import keras
     import tensorflow as tf
 
-    started = time.perf_counter()  # the model's cost sizes the gate and the timing
-    reference.forward(np.zeros((1, *spec.model_shape), np.float32))
-    per_image = time.perf_counter() - started
+    per_image = _seconds_per_image(reference, spec)
     inputs = parity_inputs(spec, examples, synthetic_count(per_image))
     key = model_key(model_path, spec.model_shape, f"tf {tf.__version__} "
                     f"keras {keras.__version__}")
@@ -69,8 +67,9 @@ def select_runtime(traced: Any, reference: Engine, probabilities: Probabilities,
     tensorflow = Candidate("tensorflow", reference, parity=Parity(len(inputs), 0.0, 0))
     candidates = [tensorflow] + [_try(name, traced, key, inputs, wanted, probabilities,
                                       settings) for name in names]
-    for candidate in candidates[1:]:  # one line each: a failure is said once, here
-        log.log(logging.WARNING if candidate.failure else logging.INFO,
+    for candidate in candidates[1:]:  # one line each; a failure is a warning once per host
+        fresh_failure = candidate.failure and "(cached in " not in candidate.failure
+        log.log(logging.WARNING if fresh_failure else logging.INFO,
                 "runtime %s for %s: %s", candidate.name, model_path.name, candidate.summary())
     if settings.RUNTIME != "auto":
         return forced(candidates[1], candidates, settings)
@@ -88,6 +87,16 @@ def select_runtime(traced: Any, reference: Engine, probabilities: Probabilities,
     for candidate in usable:
         candidate.images_per_s = timings[candidate.name]
     return fastest(usable, candidates, timings, cached)
+
+
+def _seconds_per_image(reference: Engine, spec: ImageSpec) -> float:
+    """Keras' time for one image (the best of two calls): sizes the gate and the timing."""
+    zeros, best = np.zeros((1, *spec.model_shape), np.float32), float("inf")
+    for _ in range(2):
+        started = time.perf_counter()
+        reference.forward(zeros)
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def _try(name: str, traced: Any, key: str, inputs: np.ndarray,
