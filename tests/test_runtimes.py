@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -218,7 +219,7 @@ def test_runtime_settings_are_checked_at_start(name: str, value: str) -> None:
 
 def test_two_workers_convert_once_and_a_restart_converts_nothing(tmp_path: Path) -> None:
     """The second worker waits for the first one's conversion and timing, then reads them;
-    a restart reads everything from the cache. The log says which happened."""
+    after a restart each worker loads only the runtime decided then. The log says which."""
     log = tmp_path / "gunicorn.log"
     env = {"RUNTIME_CACHE_DIR": str(tmp_path / "cache"), "MODEL_POLL_SECONDS": "0"}
     with gunicorn(DEFAULT_MODEL_PATH, log, workers=2, **env):
@@ -232,7 +233,8 @@ def test_two_workers_convert_once_and_a_restart_converts_nothing(tmp_path: Path)
         pass
     second = log.read_text()[len(first):]
     assert "converted in" not in second and "measured now" not in second
-    assert second.count("from the cache") == 4
+    assert len(re.findall(r"runtime \w+ for fashion_mnist.h5: decided earlier on this host",
+                          second)) == 2
     assert second.count("measured earlier on this host") == 2
 
 
@@ -255,3 +257,20 @@ def test_converting_and_serving_leave_no_telemetry_behind(tmp_path: Path) -> Non
     assert not (home / ".cache" / "Microsoft").exists()
     assert not (home / "intel").exists()
     assert importlib.util.find_spec("openvino_telemetry") is None
+
+
+def test_a_decision_made_on_this_host_loads_only_the_runtime_it_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = load(DEFAULT_MODEL_PATH, tmp_path)
+    assert first.runtime is not None
+    chosen = first.runtime.engine.name
+    modules = {"onnxruntime": onnx_engine, "openvino": openvino_engine}
+    for name, module in modules.items():
+        if name != chosen:
+            monkeypatch.setattr(module, "load", lambda *_: pytest.fail("loaded a loser"))
+    again = load(DEFAULT_MODEL_PATH, tmp_path)
+    assert again.runtime and again.runtime.engine.name == chosen
+    described, before = again.runtime.describe(), first.runtime.describe()
+    assert described["candidates"] == before["candidates"]
+    assert described["why"] == before["why"].replace("measured now",
+                                                     "measured earlier on this host")

@@ -64,8 +64,10 @@ class Parity:
 
 
 def synthetic_count(seconds_per_image: float) -> int:
-    """How many synthetic images fit the gate's time on this model (2 to 64)."""
-    return int(np.clip(GATE_SECONDS / max(seconds_per_image, 1e-6), 2, SYNTHETIC_IMAGES))
+    """How many synthetic images fit the gate's time on this model: a power of two from 2
+    to 64, so that timing noise between workers rarely changes the set (and its cache)."""
+    fits = np.clip(GATE_SECONDS / max(seconds_per_image, 1e-6), 2, SYNTHETIC_IMAGES)
+    return int(2 ** np.floor(np.log2(fits)))
 
 
 def parity_inputs(spec: ImageSpec, examples: np.ndarray | None = None,
@@ -101,14 +103,18 @@ def compare(reference: np.ndarray, candidate: np.ndarray, precision: str = "f32"
                   int((differs & decided).sum()), precision, int(decided.sum()))
 
 
+def inputs_digest(inputs: np.ndarray) -> str:
+    """Names the gate's inputs in cache keys: other examples, another gate."""
+    return hashlib.sha256(inputs.tobytes() + str(inputs.shape).encode()).hexdigest()[:16]
+
+
 def cached_parity(folder: Path | None, inputs: np.ndarray, precision: str,
                   check: Callable[[], Parity]) -> Parity:
     """`check()`, or its result stored in `folder` (a converted model's cache entry) for
     these very inputs and precision."""
     if folder is None:
         return check()
-    digest = hashlib.sha256(inputs.tobytes() + str(inputs.shape).encode()).hexdigest()[:16]
-    path = folder / f"parity-{precision}-{digest}.json"
+    path = folder / f"parity-{precision}-{inputs_digest(inputs)}.json"
     if path.exists():
         return Parity(**json.loads(path.read_text()))
     parity = check()

@@ -30,10 +30,12 @@ from app.runtime.engines import (
 )
 from app.runtime.engines.cache import cache_entry, model_key
 from app.runtime.engines.choice import Candidate, Selection, fastest, forced
+from app.runtime.engines.decisions import recall, remember
 from app.runtime.engines.parity import (
     Parity,
     cached_parity,
     compare,
+    inputs_digest,
     parity_inputs,
     synthetic_count,
 )
@@ -64,6 +66,20 @@ def select_runtime(traced: Any, reference: Engine, probabilities: Probabilities,
     key = model_key(model_path, spec.model_shape, f"tf {tf.__version__} "
                     f"keras {keras.__version__}")
     wanted = cache(lambda: probabilities(reference.forward(inputs)))  # unless all cached
+    setup = f"{reference.description} | {settings.RUNTIME_PRECISION} | " \
+        f"{settings.MAX_BATCH_SIZE} | {settings.RUNTIME_TIMING_SECONDS}s"
+    decided_as = f"{setup} | gate {inputs_digest(inputs)}"
+    known = recall(settings.RUNTIME_CACHE_DIR, key, decided_as) \
+        if settings.RUNTIME == "auto" else None
+    if known is not None:
+        serves, why, stored = known
+        engine = reference if serves == "tensorflow" else _try(
+            serves, traced, key, inputs, wanted, probabilities, settings).engine
+        if engine is not None:
+            log.info("runtime %s for %s: decided earlier on this host (%s)", serves,
+                     model_path.name, settings.RUNTIME_CACHE_DIR)
+            return Selection(engine, why.replace("measured now", "measured earlier on this "
+                                                 "host"), stored)
     tensorflow = Candidate("tensorflow", reference, parity=Parity(len(inputs), 0.0, 0))
     candidates = [tensorflow] + [_try(name, traced, key, inputs, wanted, probabilities,
                                       settings) for name in names]
@@ -75,10 +91,11 @@ def select_runtime(traced: Any, reference: Engine, probabilities: Probabilities,
         return forced(candidates[1], candidates, settings)
     usable = [c for c in candidates if not c.failure]
     if len(usable) == 1:
-        return Selection(reference, "no other runtime gives the same answers", candidates)
-    setup = f"{reference.description} | {settings.RUNTIME_PRECISION} | " \
-        f"{settings.MAX_BATCH_SIZE} | {settings.RUNTIME_TIMING_SECONDS}s"  # not the sizes:
-    # those follow this worker's per-image time, and every worker must share one timing
+        selection = Selection(reference, "no other runtime gives the same answers", candidates)
+        remember(settings.RUNTIME_CACHE_DIR, key, decided_as, "tensorflow", selection.reason,
+                 candidates)
+        return selection
+    # Keyed by the settings, not the sizes timed: those follow this worker's per-image time.
     timings, cached = cached_measure(settings.RUNTIME_CACHE_DIR, key,
                                      [c.engine for c in usable if c.engine], inputs,
                                      batch_sizes(settings.MAX_BATCH_SIZE,
@@ -86,7 +103,10 @@ def select_runtime(traced: Any, reference: Engine, probabilities: Probabilities,
                                      settings.RUNTIME_TIMING_SECONDS, setup)
     for candidate in usable:
         candidate.images_per_s = timings[candidate.name]
-    return fastest(usable, candidates, timings, cached)
+    selection = fastest(usable, candidates, timings, cached)
+    remember(settings.RUNTIME_CACHE_DIR, key, decided_as, selection.engine.name,
+             selection.reason, candidates)
+    return selection
 
 
 def _seconds_per_image(reference: Engine, spec: ImageSpec) -> float:
