@@ -30,9 +30,12 @@ class GatedModel:
         return batch * 2
 
 
-def test_requests_queued_while_busy_share_one_batch() -> None:
+@pytest.mark.parametrize(("padded", "batches"), [(True, [1, 12]), (False, [1, 10])])
+def test_requests_queued_while_busy_share_one_batch(padded: bool, batches: list[int]) -> None:
+    """The queued ten run together, padded to the bucket of 12, or as ten for a runtime that
+    gains nothing from padding (ONNX Runtime, Engine.padded False); the lone one at once."""
     model = GatedModel()
-    batcher = MicroBatcher(model, max_batch_size=32)
+    batcher = MicroBatcher(model, max_batch_size=32, padded=padded)
     with ThreadPoolExecutor(12) as pool:
         first = pool.submit(batcher.submit, np.array([[0.0]]))
         assert model.entered.wait(5)
@@ -42,8 +45,7 @@ def test_requests_queued_while_busy_share_one_batch() -> None:
         model.gate.set()
         results = [first.result(5)] + [f.result(5) for f in rest]
     assert [r.tolist() for r in results] == [[[2.0 * i]] for i in range(11)]
-    # The queued ten ran together (padded to the bucket of 12); the lone one ran at once.
-    assert model.batches == [1, 12]
+    assert model.batches == batches
 
 
 def test_client_batches_are_chunked_and_reassembled_in_order() -> None:
@@ -105,22 +107,6 @@ def test_bucket_sizes_step_by_four_up_to_the_maximum() -> None:
     assert bucket_sizes(32) == (1, 2, 4, 8, 12, 16, 20, 24, 28, 32)
     assert bucket_sizes(10) == (1, 2, 4, 8, 10)
     assert bucket_sizes(5, padded=False) == (1, 2, 3, 4, 5)
-
-
-def test_a_runtime_that_gains_nothing_from_padding_gets_the_rows_as_they_are() -> None:
-    """ONNX Runtime (Engine.padded False): ten queued rows run as ten, not twelve."""
-    model = GatedModel()
-    batcher = MicroBatcher(model, max_batch_size=32, padded=False)
-    with ThreadPoolExecutor(12) as pool:
-        first = pool.submit(batcher.submit, np.array([[0.0]]))
-        assert model.entered.wait(5)
-        rest = [pool.submit(batcher.submit, np.array([[float(i)]])) for i in range(1, 11)]
-        while len(batcher._jobs) < 10:
-            threading.Event().wait(0.01)
-        model.gate.set()
-        results = [first.result(5)] + [f.result(5) for f in rest]
-    assert [r.tolist() for r in results] == [[[2.0 * i]] for i in range(11)]
-    assert model.batches == [1, 10]
 
 
 def test_batches_are_padded_to_a_bucket_and_the_padding_never_returned() -> None:
