@@ -92,18 +92,14 @@ def select_runtime(traced: Any, reference: Engine, probabilities: Probabilities,
     usable = [c for c in candidates if not c.failure]
     if len(usable) == 1:
         selection = Selection(reference, "no other runtime gives the same answers", candidates)
-        remember(settings.RUNTIME_CACHE_DIR, key, decided_as, "tensorflow", selection.reason,
-                 candidates)
-        return selection
-    # Keyed by the settings, not the sizes timed: those follow this worker's per-image time.
-    timings, cached = cached_measure(settings.RUNTIME_CACHE_DIR, key,
-                                     [c.engine for c in usable if c.engine], inputs,
-                                     batch_sizes(settings.MAX_BATCH_SIZE,
-                                                 settings.RUNTIME_TIMING_SECONDS, per_image),
-                                     settings.RUNTIME_TIMING_SECONDS, setup)
-    for candidate in usable:
-        candidate.images_per_s = timings[candidate.name]
-    selection = fastest(usable, candidates, timings, cached)
+    else:  # timings keyed by the settings, not the sizes (those follow this worker's time)
+        timings, cached = cached_measure(
+            settings.RUNTIME_CACHE_DIR, key, [c.engine for c in usable if c.engine], inputs,
+            batch_sizes(settings.MAX_BATCH_SIZE, settings.RUNTIME_TIMING_SECONDS, per_image),
+            settings.RUNTIME_TIMING_SECONDS, setup)
+        for candidate in usable:
+            candidate.images_per_s = timings[candidate.name]
+        selection = fastest(usable, candidates, timings, cached)
     remember(settings.RUNTIME_CACHE_DIR, key, decided_as, selection.engine.name,
              selection.reason, candidates)
     return selection
