@@ -15,6 +15,7 @@ the one that matters most for latency gets its own.
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -50,14 +51,24 @@ def has_bf16() -> bool:
 
 
 def convert(traced: Any, folder: Path) -> None:
-    """Write the OpenVINO IR of the traced function to folder/model.xml (+ .bin)."""
+    """Write the OpenVINO IR of the traced function to folder/model.xml (+ .bin).
+
+    `convert_model` sets the root logger to ERROR while it runs and puts it back only when
+    it succeeds: after a failed conversion every later log line of the service was lost.
+    The root logger's level, handlers and filters are put back here, whatever happens.
+    """
     import openvino
 
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers), list(root.filters)
     try:
         model = openvino.convert_model(traced.get_concrete_function())
         openvino.save_model(model, folder / ARTEFACT, compress_to_fp16=False)
     except Exception as exc:  # the frontends raise their own types
         raise ConversionError(f"openvino: {failure_reason(exc)}") from None
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:], root.filters[:] = saved[1], saved[2]
 
 
 def load(folder: Path, precision: str) -> Engine:
