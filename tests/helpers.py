@@ -27,5 +27,5 @@ def upload(client: FlaskClient, data: bytes, field: str = "image", path: str = "
 
 def served(app, name: str | None = None):
     """The InferenceService answering for `name` (default: the default model's latest)."""
-    models = app.extensions["h5serve"]
+    models = app.extensions["h5serve"].models
     return models.table[name or models.default_name].latest

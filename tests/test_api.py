@@ -130,10 +130,10 @@ def test_unexpected_failures_are_500_json_without_traceback(
         app, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
     service = served(app)
 
-    def explode(data: bytes) -> None:
+    def explode(*_: object, **__: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(service, "classify_image", explode)
+    monkeypatch.setattr(service, "classify", explode)
     response = upload(client, WHITE)
     assert _error(response) == (500, "internal_error")
     assert "secret internal detail" not in response.get_data(as_text=True)

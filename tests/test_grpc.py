@@ -237,20 +237,21 @@ def test_mixed_load_over_every_door_has_no_failure(served) -> None:
 
 
 def test_a_call_lets_go_of_its_model_version_when_it_ends() -> None:
-    """gRPC's pooled threads outlive their calls: a version leased by one must not stay
-    referenced from the thread's context (it would never be freed after a roll-out)."""
-    from app.protocols import grpc_calls
+    """gRPC's pooled threads outlive their calls: a version leased by one is released
+    when the call ends, exactly once (else it would never be freed after a roll-out)."""
+    from app.protocols.grpc.calls import answer
+    from app.runtime.dataplane import DataPlane
+
+    released: list[object] = []
 
     class Models:
         def acquire(self, *_: object) -> object:
             return type("Service", (), {"name": "m", "version": 1})()
 
-        def release(self, _: object) -> None:
-            pass
+        def release(self, service: object) -> None:
+            released.append(service)
 
-    def call() -> None:
-        with grpc_calls.leased(Models(), "m"):  # type: ignore[arg-type]
-            pass
-
-    grpc_calls.answer("/test/Method", None, call)  # type: ignore[arg-type]
-    assert grpc_calls._HELD.get(None) is None
+    plane = DataPlane(Models(), None)  # type: ignore[arg-type]
+    leased: list[object] = []
+    answer(plane, "/test/Method", None, lambda call: leased.append(call.lease("m")))  # type: ignore[arg-type]
+    assert released == leased and len(leased) == 1

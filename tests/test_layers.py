@@ -30,7 +30,7 @@ def module_name(path: Path, root: Path = ROOT) -> str:
 
 
 def place(module: str) -> str:
-    """`app.protocols.v2` -> "protocols", `app.config` -> "config", `app` -> ""."""
+    """`app.protocols.rest.v2` -> "protocols", `app.config` -> "config", `app` -> ""."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else ""
 
@@ -110,3 +110,21 @@ def test_runtime_module_loads_without_flask(module: str) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", f"{module} loads {result.stdout.strip()}"
+
+
+# The gRPC doors and what they share with REST only convert: no web framework in them.
+GRPC_DOOR_MODULES = [*sorted(module_name(p) for p in (APP / "protocols" / "grpc").rglob("*.py")),
+                     "app.protocols.v2_codec", "app.protocols.status"]
+
+
+def test_the_grpc_doors_import_no_web_framework_directly() -> None:
+    found = [f"{module}:{line} imports {target}" for module in GRPC_DOOR_MODULES
+             for line, target in imported_modules(ROOT / (module.replace(".", "/") + (
+                 "/__init__.py" if (ROOT / module.replace(".", "/")).is_dir() else ".py")))
+             if target.split(".")[0] in WEB_LIBRARIES]
+    assert found == []
+
+
+@pytest.mark.parametrize("module", GRPC_DOOR_MODULES)
+def test_grpc_door_module_loads_without_flask(module: str) -> None:
+    test_runtime_module_loads_without_flask(module)

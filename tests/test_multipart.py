@@ -8,7 +8,7 @@ import pytest
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import parse_form_data
 
-from app.protocols.multipart import MAX_PARTS, parse_multipart
+from app.protocols.rest.multipart import MAX_PARTS, parse_multipart
 
 B = "xYz-boundary"
 

@@ -24,7 +24,9 @@ from servers import ROOT, VENV_BIN, free_port, stop, wait_ready
 from app import create_app
 from app.config import DEFAULT_MODEL_PATH
 from app.runtime import prediction_log as prediction_log_module
+from app.runtime.imaging import open_image
 from app.runtime.prediction_log import PredictionLog
+from app.runtime.spec import ImageSpec
 
 EXAMPLE = ROOT / "static" / "examples" / "bag.png"
 LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -58,10 +60,10 @@ def test_json_logs_name_the_request(monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     app = create_app({"MODEL_PATH": DEFAULT_MODEL_PATH, "LOG_FORMAT": "json"})
     try:
-        def explode(_: bytes) -> None:
+        def explode(*_: object, **__: object) -> None:
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(served(app), "classify_image", explode)
+        monkeypatch.setattr(served(app), "classify", explode)
         response = app.test_client().post("/predictlabel", data=_upload(),
                                           headers={"X-Request-ID": "trace-me"})
         assert response.status_code == 500
@@ -145,7 +147,8 @@ def test_an_upload_is_described_and_hashed_never_copied(tmp_path: Path) -> None:
     path = tmp_path / "predictions.jsonl"
     data = EXAMPLE.read_bytes()
     PredictionLog(str(path), 1.0, request_id=lambda: "r").record(
-        "m", 1, LABELS, _rows(1), 0.6, image=data)
+        "m", 1, LABELS, _rows(1), 0.6,
+        image=open_image(data, ImageSpec(28, 28, 1, "hwc"), max_pixels=10_000))
     line = _wait_for_lines(path, 1)[0]
     assert line["input"] == {"width": 28, "height": 28, "format": "PNG", "mode": "L",
                              "bytes": len(data)}

@@ -550,11 +550,11 @@ def test_request_metrics_tell_one_models_503s_from_anothers(
         two_models: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     from app.runtime.errors import Overloaded
 
-    def overloaded(_: bytes) -> None:
+    def overloaded(*_: object, **__: object) -> None:
         raise Overloaded("The server is at capacity; retry in a moment.", retry_after_s=1)
 
-    models = two_models.extensions["h5serve"]
-    monkeypatch.setattr(models.table["bright"].versions[2], "classify_image", overloaded)
+    models = two_models.extensions["h5serve"].models
+    monkeypatch.setattr(models.table["bright"].versions[2], "classify", overloaded)
     route = "/models/<name>/predictlabel"
     before = {(m, v, s): _requests(route, s, m, v)
               for m, v, s in [("bright", "2", "503"), ("fashion", "1", "200"), ("", "", "404")]}

@@ -18,8 +18,8 @@ from flask import Flask, g, request
 
 from app.config import Settings
 from app.http.keys import KeyFile, presented
-from app.protocols.bodies import form_field
-from app.protocols.errors import ApiError
+from app.protocols.rest.bodies import form_field
+from app.protocols.rest.errors import ApiError
 
 OPEN_ENDPOINTS = frozenset({"api.healthz", "api.readyz", "api.metrics", "api.openapi",
                             "v2.live", "v2.ready", "pages.index", "pages.docs", "static"})

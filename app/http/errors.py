@@ -1,7 +1,7 @@
 """The handlers that render every failure, as JSON for API clients or a page for people.
 
 API clients always get `{"success": false, "error": {"code", "message"}}` with the
-right status (app.protocols.errors gives each error its status); browsers asking for
+right status (app.protocols.rest.errors gives each error its status); browsers asking for
 HTML get a friendly page. No traceback ever reaches a client: unexpected exceptions
 are logged here and answered with a 500.
 """
@@ -14,7 +14,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from app.config import mebibytes
-from app.protocols.errors import CLIENT_ERRORS, ApiError, as_api_error
+from app.protocols.rest.errors import CLIENT_ERRORS, ApiError, as_api_error
 from app.runtime.errors import ServingError
 
 log = logging.getLogger(__name__)

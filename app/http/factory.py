@@ -6,11 +6,10 @@ model is loaded after the fork, never in the master.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -21,8 +20,18 @@ from app.http.auth import install_auth
 from app.http.cli import register_commands
 from app.http.errors import register_error_handlers
 from app.http.json_provider import OrjsonProvider
+from app.http.keys import KeyFile
 from app.http.logs import configure_logging
-from app.protocols import context, explanations, request_ids, seed, tfserving, v2, v2_repository
+from app.protocols.rest import (
+    context,
+    explanations,
+    request_ids,
+    seed,
+    tfserving,
+    v2,
+    v2_repository,
+)
+from app.runtime.dataplane import DataPlane
 from app.runtime.prediction_log import PredictionLog
 from app.runtime.repository import ModelRepository
 from app.runtime.rollout import Rollout
@@ -38,9 +47,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH)
     app.jinja_env.filters["mebibytes"] = mebibytes
     request_ids.install(app)  # first: every later hook, log line and error has the ID
+    context.install(app)  # then each request's Call: refused ones are counted too
     install_auth(app, settings)  # before the models: a bad keys file fails at once
     init_models(app, settings)
-    instrument_requests(app)
     register_blueprints(app, settings)
     register_error_handlers(app)
     apply_proxy_fix(app, settings)
@@ -65,31 +74,15 @@ def init_models(app: Flask, settings: Settings) -> None:
                              prediction_log=predictions)
     watcher = Rollout(models, settings)
     watcher.start()
-    context.install(app, models, watcher)
+    plane = DataPlane(models, watcher)
+    context.serve(app, plane)
     if settings.GRPC_BIND:  # gRPC's modules only where it is served
-        from app.http.grpc_server import start_grpc
+        from app.http.grpc_keys import KeyInterceptor
+        from app.protocols.grpc.server import start_grpc
 
-        start_grpc(settings, models)
-
-
-def instrument_requests(app: Flask) -> None:
-    """Count every request by endpoint, method, status and the model version that
-    answered it, and time it."""
-
-    @app.before_request
-    def _start_timer() -> None:
-        g.metrics_started = time.perf_counter()
-
-    @app.after_request
-    def _record(response: Response) -> Response:
-        started = g.get("metrics_started")
-        served = g.get("h5serve_service")  # the version the request held (protocols.context)
-        metrics.record_request(request.url_rule.rule if request.url_rule else "unmatched",
-                               request.method, response.status_code,
-                               None if started is None else time.perf_counter() - started,
-                               model=served.name if served else "",
-                               version=served.version if served else None)
-        return response
+        keys = settings.AUTH == "keys" and settings.keys_file
+        start_grpc(settings, plane,
+                   [KeyInterceptor(KeyFile(settings.keys_file))] if keys else [])
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:

@@ -15,7 +15,7 @@ import orjson
 from flask import Response
 from flask.json.provider import DefaultJSONProvider
 
-from app.protocols.bodies import parse_json
+from app.protocols.rest.bodies import parse_json
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 

@@ -13,7 +13,7 @@ import logging
 import sys
 
 from app.http.gunicorn_logging import iso_time
-from app.protocols.request_ids import RequestIdFilter
+from app.protocols.rest.request_ids import RequestIdFilter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s [%(request_id)s]: %(message)s"
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, render_template, request, url_for
 
-from app.protocols.bodies import form_field, read_image_upload
-from app.protocols.context import inference, repository
-from app.protocols.errors import CLIENT_ERRORS, as_api_error
-from app.protocols.explanations import explanation_body
-from app.protocols.openapi import openapi_document
-from app.runtime.imaging import sniff_mimetype
+from app.protocols.rest.bodies import form_field, read_image_upload
+from app.protocols.rest.context import call, dataplane, inference
+from app.protocols.rest.errors import CLIENT_ERRORS, as_api_error
+from app.protocols.rest.explanations import explanation_body
+from app.protocols.rest.openapi import openapi_document
+from app.protocols.rest.seed import prediction, upload_request
 from app.runtime.model_card import Example
 from app.runtime.overlay import COLOR_STOPS, OPACITY
 
@@ -42,7 +42,7 @@ def _page(**context: object) -> str:
     service = inference(_chosen())
     chosen = _chosen()
     return render_template("index.html", model=service.classifier.describe(),
-                           models=sorted(repository().table),
+                           models=sorted(m.name for m in dataplane().served_models()),
                            action=url_for("pages.upload", model=chosen),
                            api=url_for("api.predict_label", name=chosen) if chosen
                            else url_for("api.predict_label"),
@@ -75,18 +75,20 @@ def upload() -> tuple[str, int]:
     explanation: dict[str, object] | None = None
     try:
         data = read_image_upload()
-        service = inference(_chosen())
+        wanted = upload_request(_chosen(), None, data)
         if form_field("explain"):
-            prediction, explained, overlay = service.explain_image(data)
-            explanation = explanation_body(explained, prediction.labels,
-                                           prediction.probabilities, overlay)
+            answer, [explained], [overlay] = dataplane().explain(call(), wanted, None)
+            explanation = explanation_body(explained, answer.labels, answer.probabilities[0],
+                                           overlay)
         else:
-            prediction = service.classify_image(data)
+            answer = dataplane().infer(call(), wanted)
     except CLIENT_ERRORS as raised:
         error = as_api_error(raised)
         return _page(error=error), error.status
-    preview = f"data:{sniff_mimetype(data)};base64,{base64.b64encode(data).decode()}"
-    return _page(prediction=prediction, preview=preview, explanation=explanation,
+    upload = answer.images[0]
+    assert upload is not None
+    preview = f"data:{upload.mimetype};base64,{base64.b64encode(data).decode()}"
+    return _page(prediction=prediction(answer), preview=preview, explanation=explanation,
                  latency_ms=(time.perf_counter() - started) * 1000), 200
 
 

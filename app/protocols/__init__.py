@@ -1,6 +1,8 @@
-"""The wire formats: the seed JSON API, raw pixel rows, TF Serving REST, Open Inference v2.
+"""The doors, by transport: `rest/` (Flask blueprints) and `grpc/` (servicers).
 
-Each module turns one protocol's requests into calls on the runtime's InferenceService and
-its answers back into that protocol's JSON, errors included. It may import Flask, the
+Each door only converts: its wire format into the data plane's requests
+(app.runtime.dataplane) and the answers and error kinds back, with one status table per
+transport (app.protocols.status for HTTP, app.protocols.grpc.calls for gRPC). What both
+Open Inference Protocol doors share is app.protocols.v2_codec. A door may import the
 runtime and `app.config`/`app.metrics`; never `app.http`.
 """

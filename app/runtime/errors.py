@@ -1,7 +1,8 @@
 """Why the runtime refused a request, in its own terms: no HTTP status, no Flask.
 
-The web layers decide what a client sees (app.protocols.errors.as_api_error): bad input
-is the client's to fix (400), an overloaded model asks it to come back shortly (503).
+Each door maps these kinds to its own codes from one table (app.protocols.status for
+HTTP, app.protocols.grpc.calls for gRPC): bad input is the client's to fix (400), an
+overloaded model asks it to come back shortly (503).
 """
 
 from __future__ import annotations
@@ -33,3 +34,27 @@ class UnknownModel(ServingError):
 
     def __init__(self, message: str) -> None:
         super().__init__("model_not_found", message)
+
+
+class TooLarge(ServingError):
+    """The request carries more rows than one request may (MAX_PREDICT_ROWS)."""
+
+
+class NotReady(ServingError):
+    """Nothing is ready to serve yet (loading); the client should come back shortly."""
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__("not_ready", message)
+        self.retry_after_s = retry_after_s
+
+
+class Forbidden(ServingError):
+    """The caller may not do this (repository load/unload without an admin key)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("forbidden", message)
+
+
+def invalid_argument(message: str) -> InvalidInput:
+    """The standard protocols' bad request (TF Serving, Open Inference Protocol, gRPC)."""
+    return InvalidInput("invalid_argument", message)

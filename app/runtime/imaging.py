@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -36,22 +37,49 @@ DRAFT_MARGIN = 2
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
+@dataclass(frozen=True)
+class DecodedImage:
+    """One upload, opened once: the model's pixels, what the file is, and (when an
+    explanation will be drawn over it) the picture at display size."""
+
+    data: bytes  # the file itself (the prediction log's sha256)
+    pixels: np.ndarray
+    facts: dict[str, object]  # width, height, format, mode, bytes (the prediction log's)
+    mimetype: str  # for the page's preview
+    display: Image.Image | None = None
+
+
 def decode_image(data: bytes, spec: ImageSpec, max_pixels: int,
                  draft_margin: int | None = DRAFT_MARGIN) -> np.ndarray:
     """Image file bytes -> uint8 pixels of shape spec.pixel_shape (before scaling).
 
-    Raises InvalidInput for anything that is not a decodable image within limits.
     `draft_margin` None: full decode and an exact resize (the benchmark's reference).
+    """
+    return open_image(data, spec, max_pixels, draft_margin=draft_margin).pixels
+
+
+def open_image(data: bytes, spec: ImageSpec, max_pixels: int, display_side: int = 0,
+               draft_margin: int | None = DRAFT_MARGIN) -> DecodedImage:
+    """Image file bytes -> DecodedImage, the file opened and decoded once.
+
+    Raises InvalidInput for anything that is not a decodable image within limits. With
+    `display_side` the picture is also kept, longest side at most that (the explanation's
+    overlay); a JPEG is then drafted no smaller than that either.
     """
     if not data:
         raise InvalidInput("empty_file", "The uploaded file is empty.")
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
         _check_size(image, max_pixels)
+        facts = {"width": image.width, "height": image.height, "format": image.format,
+                 "mode": image.mode, "bytes": len(data)}
+        mimetype = image.get_format_mimetype() or "application/octet-stream"
         if image.format == "JPEG" and draft_margin:
-            image.draft("L" if spec.channels == 1 else "RGB",
-                        (spec.width * draft_margin, spec.height * draft_margin))
+            image.draft("L" if spec.channels == 1 and not display_side else "RGB",
+                        (max(display_side, spec.width * draft_margin),
+                         max(display_side, spec.height * draft_margin)))
         image = ImageOps.exif_transpose(image)
+        display = _display(image, display_side) if display_side else None
         image = to_mode(image, "L" if spec.channels == 1 else "RGB")
         fast = spec.resize != "nearest" and draft_margin
         image = image.resize((spec.width, spec.height), _RESAMPLING[spec.resize],
@@ -68,8 +96,16 @@ def decode_image(data: bytes, spec: ImageSpec, max_pixels: int,
         raise InvalidInput("invalid_image",
                            f"The image could not be decoded ({exc}); it may be truncated "
                            "or corrupt.") from None
-    pixels = np.asarray(image, dtype=np.uint8)
-    return pixels.reshape(spec.pixel_shape)
+    pixels = np.asarray(image, dtype=np.uint8).reshape(spec.pixel_shape)
+    return DecodedImage(data, pixels, facts, mimetype, display)
+
+
+def _display(image: Image.Image, max_side: int) -> Image.Image:
+    """The upright picture as RGB, its longest side at most max_side."""
+    shown = to_mode(image, "RGB")
+    shown = shown.copy() if shown is image else shown
+    shown.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    return shown
 
 
 def _check_size(image: Image.Image, max_pixels: int) -> None:
@@ -119,9 +155,3 @@ def maybe_invert(pixels: np.ndarray, invert: bool | str) -> np.ndarray:
         if border.mean() <= 127.5:
             return pixels
     return 255 - pixels
-
-
-def sniff_mimetype(data: bytes) -> str:
-    """MIME type of already-validated image bytes (for the result page's preview)."""
-    with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
-        return image.get_format_mimetype() or "application/octet-stream"

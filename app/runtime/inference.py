@@ -1,28 +1,29 @@
-"""The one inference path every endpoint shares.
+"""One served model version: its micro-batcher and the stages every request goes through.
 
-image bytes -> decode_image -> maybe_invert -> to_model_input -> batcher -> model
-pixel rows  ------------------------------------^
-Each stage is a named function, so each can be timed and tested on its own. An
-explanation takes the same path, then asks the batcher's model thread for a heatmap
-(app.runtime.explain) and draws it over the image (app.runtime.overlay).
+image bytes -> decode (open_image, maybe_invert) -> to_model_input -> classify (batcher)
+pixel rows  ----------------------------------------^
+Each stage is a named method, so each can be timed and tested on its own; the data plane
+(app.runtime.dataplane) strings them together for every door. An explanation takes the
+same path, then asks the batcher's model thread for a heatmap (app.runtime.explain) and
+draws it over the picture the decode kept (app.runtime.overlay).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
+from PIL import Image
 
 from app.config import Settings
 from app.runtime.batcher import BatchObserver, MicroBatcher
 from app.runtime.classifier import Classifier
 from app.runtime.errors import InvalidInput
 from app.runtime.explain import Explainer, Explanation
-from app.runtime.imaging import decode_image, maybe_invert
+from app.runtime.imaging import DecodedImage, maybe_invert, open_image
 from app.runtime.offload import ThreadRunner
-from app.runtime.overlay import display_image, overlay_png
+from app.runtime.overlay import overlay_png
 from app.runtime.prediction_log import PredictionLog
 from app.runtime.spec import ImageSpec
 
@@ -30,7 +31,6 @@ from app.runtime.spec import ImageSpec
 # which would stall every other request of the worker. Small ones decode inline
 # (~0.1 ms, less than the hand-off to a thread costs).
 OFFLOAD_DECODE_BYTES = 64 * 1024
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,44 +98,23 @@ class InferenceService:
     def ready(self) -> bool:
         return self.classifier.ready and self.batcher.alive
 
-    def _image_work(self, data: bytes, fn: Callable[..., T], *args: Any) -> T:
-        """fn(*args) for an image file: in a real thread when the file is big."""
-        if len(data) >= OFFLOAD_DECODE_BYTES:
-            return self._decode_in_thread(fn, *args)
-        return fn(*args)
-
-    def preprocess_image(self, data: bytes) -> np.ndarray:
-        """Encoded image -> (H, W, C) uint8 pixels as the model's training data looked."""
-        pixels = self._image_work(data, decode_image, data, self.spec,
-                                  self.settings.MAX_IMAGE_PIXELS)
-        return maybe_invert(pixels, self.spec.invert)
-
-    def classify_image(self, data: bytes) -> Prediction:
-        """Classify one encoded image file."""
-        batch = self.spec.to_model_input(self.preprocess_image(data)[None])
-        return Prediction(self.labels, self._classify(batch, image=data)[0])
+    def decode(self, data: bytes, display: bool = False) -> DecodedImage:
+        """Encoded image -> its pixels as the model's training data looked (inverted where
+        the card says), opened once; `display` keeps the picture for an overlay too. Big
+        files decode in a real thread."""
+        side = self.settings.EXPLAIN_MAX_SIDE if display else 0
+        args = (data, self.spec, self.settings.MAX_IMAGE_PIXELS, side)
+        decoded = (self._decode_in_thread(open_image, *args)
+                   if len(data) >= OFFLOAD_DECODE_BYTES else open_image(*args))
+        return replace(decoded, pixels=maybe_invert(decoded.pixels, self.spec.invert))
 
     def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(N, H, W, C) pixels, 0-255 -> probabilities (N, classes)."""
-        return self._classify(self.spec.to_model_input(pixels))
+        return self.classify(self.spec.to_model_input(pixels))
 
-    def classify_model_input(self, batch: np.ndarray) -> np.ndarray:
-        """A float32 batch already in the model's input shape -> probabilities."""
-        return self._classify(batch)
-
-    def explain_image(self, data: bytes, label: str | None = None
-                      ) -> tuple[Prediction, Explanation, bytes]:
-        """Classify one image file and explain `label` (default: the top one) over it:
-        the prediction, the heatmap and a PNG of the heatmap drawn over the image."""
-        batch = self.spec.to_model_input(self.preprocess_image(data)[None])
-        prediction = Prediction(self.labels, self._classify(batch, image=data)[0])
-        [explanation] = self.explain_model_input(batch, prediction.probabilities[None], [label])
-        return prediction, explanation, self.overlay(data, explanation.heatmap)
-
-    def overlay(self, data: bytes, heatmap: np.ndarray) -> bytes:
-        """PNG bytes: the heatmap drawn over the image file (EXPLAIN_MAX_SIDE at most)."""
-        return self._image_work(data, lambda: overlay_png(
-            display_image(data, self.settings.EXPLAIN_MAX_SIDE), heatmap))
+    def overlay(self, display: Image.Image, heatmap: np.ndarray) -> bytes:
+        """PNG bytes: the heatmap drawn over the picture (in a real thread: ~20 ms)."""
+        return self._decode_in_thread(overlay_png, display, heatmap)
 
     def explain_model_input(self, batch: np.ndarray, probabilities: np.ndarray,
                             labels: Sequence[str | None]) -> list[Explanation]:
@@ -161,8 +140,10 @@ class InferenceService:
                                f"labels are: {', '.join(self.labels)}.")
         return self.labels.index(label)
 
-    def _classify(self, batch: np.ndarray, image: bytes | None = None) -> np.ndarray:
-        """The batcher's answer, recorded for the quality metrics and prediction log."""
+    def classify(self, batch: np.ndarray, image: DecodedImage | None = None) -> np.ndarray:
+        """A float32 batch in the model's input shape -> probabilities, from the batcher,
+        recorded for the quality metrics and the prediction log (with the upload when the
+        batch is one image)."""
         probabilities = self.batcher.submit(batch)
         if self.prediction_log is not None:
             assert self.classifier.card is not None

@@ -1,8 +1,9 @@
 """Draw a heatmap over the user's own image: what the explanation answers as a PNG.
 
-The upload is decoded again at display size (longest side at most EXPLAIN_MAX_SIDE, JPEG
-draft decoding makes that cheap for big photos), the heatmap is stretched over it the way
-decode_image stretched the image to the model's size, coloured and blended. The colour
+The upload's picture at display size (longest side at most EXPLAIN_MAX_SIDE) comes from
+the same decode as the model's pixels (app.runtime.imaging.open_image); the heatmap is
+stretched over it the way that decode stretched the image to the model's size, coloured
+and blended. The colour
 scale is the one the page's legend and canvas use (COLOR_STOPS).
 """
 
@@ -11,9 +12,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, ImageOps
-
-from app.runtime.imaging import ALLOWED_FORMATS, to_mode
+from PIL import Image
 
 # Low to high attention: transparent-looking blue, cyan, yellow, red (a "jet"-like scale).
 COLOR_STOPS = ((0.0, (30, 60, 200)), (0.35, (0, 200, 230)), (0.65, (250, 220, 0)),
@@ -27,19 +26,6 @@ def colorize(heatmap: np.ndarray) -> np.ndarray:
     channels = [np.interp(heatmap, positions, [color[c] for _, color in COLOR_STOPS])
                 for c in range(3)]
     return np.stack(channels, axis=-1).astype(np.uint8)
-
-
-def display_image(data: bytes, max_side: int) -> Image.Image:
-    """The uploaded image as RGB, upright, its longest side at most max_side.
-
-    Only called on bytes that decode_image has already accepted (format and pixel limits).
-    """
-    image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-    if image.format == "JPEG":
-        image.draft("RGB", (max_side, max_side))
-    image = to_mode(ImageOps.exif_transpose(image), "RGB")
-    image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-    return image
 
 
 def overlay_png(image: Image.Image, heatmap: np.ndarray) -> bytes:

@@ -14,7 +14,6 @@ with one O_APPEND write (whole lines, even from several workers); when the buffe
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -24,9 +23,9 @@ from collections import deque
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image
 
 from app import metrics
+from app.runtime.imaging import DecodedImage
 from app.runtime.offload import start_real_thread
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ class PredictionLog:
 
     def record(self, model: str, version: int, labels: tuple[str, ...],
                probabilities: np.ndarray, low_confidence: float,
-               image: bytes | None = None, input_shape: tuple[int, ...] = ()) -> None:
+               image: DecodedImage | None = None, input_shape: tuple[int, ...] = ()) -> None:
         """After each answered request: metrics always, a log line for sampled rows."""
         metrics.record_predictions(model, version, labels, probabilities, low_confidence)
         if self.sample <= 0:
@@ -64,16 +63,17 @@ class PredictionLog:
             self._lines.append(self._line(model, version, labels, row, image, input_shape))
 
     def _line(self, model: str, version: int, labels: tuple[str, ...], row: np.ndarray,
-              image: bytes | None, input_shape: tuple[int, ...]) -> bytes:
+              image: DecodedImage | None, input_shape: tuple[int, ...]) -> bytes:
         top = np.argsort(-row, kind="stable")[:3]
         entry = {"time": time.time(), "request_id": self._request_id(), "model": model,
                  "version": version, "label": labels[top[0]],
                  "probability": round(float(row[top[0]]), 6),
                  "top3": [{"label": labels[i], "probability": round(float(row[i]), 6)}
                           for i in top],
-                 "input": describe_image(image) if image is not None
+                 "input": image.facts if image is not None
                  else {"tensor_shape": list(input_shape)},
-                 "sha256": hashlib.sha256(image).hexdigest() if image is not None else None}
+                 "sha256": hashlib.sha256(image.data).hexdigest() if image is not None
+                 else None}
         return (json.dumps(entry, ensure_ascii=False) + "\n").encode()
 
     def _write_forever(self) -> None:
@@ -87,13 +87,3 @@ class PredictionLog:
                 metrics.PREDICTION_LOG_DROPPED.inc()
                 log.warning("prediction log %s: %s", self.destination, exc.strerror)
                 time.sleep(1)
-
-
-def describe_image(data: bytes) -> dict[str, object]:
-    """Width, height, format and mode from the image header (already decoded once)."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return {"width": image.width, "height": image.height, "format": image.format,
-                    "mode": image.mode, "bytes": len(data)}
-    except (OSError, ValueError):
-        return {"bytes": len(data)}

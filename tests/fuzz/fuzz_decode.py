@@ -10,7 +10,7 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports(include=["app", "json", "PIL"]):
-    from app.protocols.errors import as_api_error
+    from app.protocols.rest.errors import as_api_error
     from app.runtime.errors import InvalidInput
     from app.runtime.imaging import decode_image, maybe_invert
     from app.runtime.spec import ImageSpec

@@ -11,9 +11,9 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports(include=["app", "json", "PIL"]):
-    from app.protocols.bodies import parse_json
-    from app.protocols.errors import ApiError
-    from app.protocols.rows import parse_pixel_rows
+    from app.protocols.rest.bodies import parse_json
+    from app.protocols.rest.errors import ApiError
+    from app.protocols.rest.rows import parse_pixel_rows
     from app.runtime.spec import ImageSpec
 
 SPECS = [ImageSpec(4, 4, 1, "hwc"), ImageSpec(2, 3, 3, "chw"), ImageSpec(3, 3, 1, "flat")]

@@ -4,7 +4,7 @@
 `/models/<name>[/versions/<v>]/explain` for any served model) and answers the
 `/predictlabel` shape plus an "explanation" for the top label, or for `?label=<name>`.
 TF Serving's `:explain` verb (KServe V1) answers the same content per instance
-(app.protocols.tfserving).
+(app.protocols.rest.tfserving).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import base64
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
-from app.protocols.bodies import read_image_upload
-from app.protocols.context import inference
-from app.protocols.seed import label_response
+from app.protocols.rest.bodies import read_image_upload
+from app.protocols.rest.context import call, dataplane
+from app.protocols.rest.seed import label_response, prediction, upload_request
 from app.runtime.explain import Explanation
 
 bp = Blueprint("explain", __name__)
@@ -51,8 +51,7 @@ def chosen_label() -> str | None:
 @bp.post("/models/<name>/versions/<version>/explain")
 def explain(name: str | None = None, version: str | None = None) -> Response:
     """Multipart image upload -> the /predictlabel answer plus a heatmap and an overlay."""
-    service = inference(name, version)
-    prediction, explanation, overlay = service.explain_image(read_image_upload(),
-                                                             chosen_label())
-    return jsonify({**label_response(prediction), "explanation": explanation_body(
-        explanation, prediction.labels, prediction.probabilities, overlay)})
+    answer, [explained], [overlay] = dataplane().explain(
+        call(), upload_request(name, version, read_image_upload()), chosen_label())
+    return jsonify({**label_response(prediction(answer)), "explanation": explanation_body(
+        explained, answer.labels, answer.probabilities[0], overlay)})

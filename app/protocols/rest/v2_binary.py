@@ -4,7 +4,7 @@ Request: with `Inference-Header-Content-Length: N`, the first N bytes of the bod
 JSON inference request and the rest the inputs' raw bytes, in input order; an input sent
 so says how many in `"parameters": {"binary_data_size": k}`. FP32 and UINT8 values are
 little-endian and row-major; a BYTES element is a 4-byte little-endian length and that
-many bytes (here: an encoded image file itself, not base64).
+many bytes (here: an encoded image file itself, not base64; app.protocols.v2_codec).
 
 Response: an output goes binary when it asks (`"parameters": {"binary_data": true}`) or,
 when it does not say, when the request does (`"parameters": {"binary_data_output":
@@ -15,16 +15,14 @@ JSON ends. Sizes that disagree with shapes are 400s naming the tensor, never a 5
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import orjson
 from flask import Response
 
-from app.protocols.errors import invalid_argument
+from app.runtime.errors import invalid_argument
 
 HEADER = "Inference-Header-Content-Length"
-
 
 
 class BinaryData:
@@ -61,32 +59,10 @@ def split_body(body: bytes, header_length: str) -> tuple[bytes, BinaryData]:
     return body[:size], BinaryData(body, size)
 
 
-def unpack_bytes(raw: bytes, count: int, what: str) -> list[bytes]:
-    """`count` length-prefixed BYTES elements, exactly filling `raw`."""
-    items, at = [], 0
-    for index in range(count):
-        if at + 4 > len(raw):
-            raise invalid_argument(f"{what}: binary BYTES data ends before element {index}")
-        (size,) = struct.unpack_from("<I", raw, at)
-        if at + 4 + size > len(raw):
-            raise invalid_argument(f"{what}: element {index} says {size} bytes; only "
-                                   f"{len(raw) - at - 4} are left")
-        items.append(raw[at + 4:at + 4 + size])
-        at += 4 + size
-    if at != len(raw):
-        raise invalid_argument(f"{what}: {len(raw) - at} bytes after the {count} BYTES elements "
-                               "its shape has")
-    return items
-
-
-def pack_bytes(items: list[bytes]) -> bytes:
-    """BYTES elements, each prefixed with its 4-byte little-endian length."""
-    return b"".join(struct.pack("<I", len(item)) + item for item in items)
-
-
-def wants_binary(request_parameters: dict[str, Any], output: dict[str, Any]) -> bool:
+def wants_binary(request_parameters: dict[str, Any], output_parameters: dict[str, Any]
+                 ) -> bool:
     """The output's own `binary_data`, else the request's `binary_data_output`."""
-    own = (output.get("parameters") or {}).get("binary_data")
+    own = output_parameters.get("binary_data")
     chosen = request_parameters.get("binary_data_output", False) if own is None else own
     if not isinstance(chosen, bool):
         raise invalid_argument("binary_data and binary_data_output must be true or false")

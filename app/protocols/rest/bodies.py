@@ -1,7 +1,7 @@
 """Reading request bodies: the one image of a multipart upload, JSON parsed safely.
 
 Shared by every protocol's routes and the upload page. The body is read into memory
-once (MAX_CONTENT_LENGTH bounds it) and its parts split there (app.protocols.multipart):
+once (MAX_CONTENT_LENGTH bounds it) and its parts split there (app.protocols.rest.multipart):
 nothing a client sends is written to disk.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from flask import g, request
 
-from app.protocols.errors import ApiError
-from app.protocols.multipart import Part, parse_multipart
+from app.protocols.rest.errors import ApiError
+from app.protocols.rest.multipart import Part, parse_multipart
 
 IMAGE_FIELDS = ("image", "file")
 
@@ -44,7 +44,7 @@ def form_field(name: str) -> str:
 
 
 def form_parts() -> list[Part]:
-    """The request's multipart parts, parsed once (app.protocols.multipart)."""
+    """The request's multipart parts, parsed once (app.protocols.rest.multipart)."""
     if "h5serve_parts" not in g:
         boundary = request.mimetype_params.get("boundary", "")
         is_form = request.mimetype == "multipart/form-data" and boundary

@@ -16,23 +16,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from flask import Blueprint, Response, jsonify
 
-from app.protocols import request_ids
-from app.protocols.bodies import read_json_body
-from app.protocols.context import inference, repository
-from app.protocols.errors import answer_errors_as_protocol, invalid_argument
-from app.protocols.explanations import MAX_EXPLAIN_ROWS, chosen_label, explanation_body
-from app.protocols.rows import check_row_count
-from app.protocols.tensors import (
-    OUTPUT_NAME,
-    decode_b64,
-    encoded_images,
-    numeric_rows,
-    raw_outputs,
-)
-from app.runtime.errors import UnknownModel
+from app.protocols.rest import request_ids
+from app.protocols.rest.bodies import read_json_body
+from app.protocols.rest.context import call, dataplane
+from app.protocols.rest.errors import answer_errors_as_protocol
+from app.protocols.rest.explanations import MAX_EXPLAIN_ROWS, chosen_label, explanation_body
+from app.protocols.rest.tensors import decode_b64, number_rows
+from app.runtime.dataplane.batches import check_row_count, model_output
+from app.runtime.dataplane.types import InferInput, InferRequest
+from app.runtime.errors import UnknownModel, invalid_argument
 
 bp = Blueprint("tfserving", __name__, url_prefix="/v1/models")
 answer_errors_as_protocol(bp)
@@ -62,12 +56,7 @@ def _routes(method: str, suffix: str) -> Any:
 @_routes("GET", "")
 def status(name: str, version: str | None = None, label: str | None = None) -> Response:
     """Every version TF Serving would list: AVAILABLE, LOADING, UNLOADING, END (+ error)."""
-    states = {v: st for (n, v), st in repository().states.items() if n == name}
-    if label is not None or version is not None:
-        wanted = inference(name, version, label).version
-        states = {v: st for v, st in states.items() if v == wanted}
-    if not states:
-        raise UnknownModel(f"unknown model {name!r}")
+    states = dataplane().version_states(call(), name, version, label)
     return jsonify({"model_version_status": [{
         "version": str(v), "state": st.state,
         "status": {"error_code": "UNKNOWN" if st.error else "OK", "error_message": st.error}}
@@ -76,28 +65,29 @@ def status(name: str, version: str | None = None, label: str | None = None) -> R
 
 @_routes("GET", "/metadata")
 def metadata(name: str, version: str | None = None, label: str | None = None) -> Response:
-    service = inference(name, version, label)
-    input_name = service.classifier.input_name
-    outputs = 1 if service.classifier.output_spec.binary else len(service.labels)  # type: ignore[union-attr]
+    model = dataplane().model_metadata(call(), name, version, label)
+    [tensor] = model.inputs
+    outputs = 1 if model.binary else model.outputs[0].shape[1]
     signature = {
-        "inputs": {input_name: {"dtype": "DT_FLOAT", "name": f"serving_default_{input_name}:0",
-                                "tensor_shape": _dims((None, *service.spec.model_shape))}},
-        "outputs": {OUTPUT_NAME: {"dtype": "DT_FLOAT", "name": "StatefulPartitionedCall:0",
-                                  "tensor_shape": _dims((None, outputs))}},
+        "inputs": {tensor.name: {"dtype": "DT_FLOAT", "name": f"serving_default_{tensor.name}:0",
+                                 "tensor_shape": _dims((None, *tensor.shape[1:]))}},
+        "outputs": {model.outputs[0].name: {"dtype": "DT_FLOAT",
+                                            "name": "StatefulPartitionedCall:0",
+                                            "tensor_shape": _dims((None, outputs))}},
         "method_name": "tensorflow/serving/predict",
     }
     return jsonify({"model_spec": {"name": name, "signature_name": "",
-                                   "version": str(service.version)},
+                                   "version": str(model.version)},
                     "metadata": {"signature_def": {"signature_def": {
                         "serving_default": signature}}}})
 
 
 @_routes("POST", ":predict")
 def predict(name: str, version: str | None = None, label: str | None = None) -> Response:
-    service = inference(name, version, label)
-    batch, columnar, _ = _request_batch()
-    outputs = raw_outputs(service.classify_model_input(batch),
-                          service.classifier.output_spec.binary)  # type: ignore[union-attr]
+    model = dataplane().model_metadata(call(), name, version, label)
+    inputs, columnar = _request_inputs(model.inputs[0].name)
+    answer = dataplane().infer(call(), InferRequest(name, version, label, inputs))
+    outputs = model_output(answer.probabilities, model.binary)
     return jsonify({"outputs": outputs.tolist()} if columnar
                    else {"predictions": outputs.tolist()})
 
@@ -105,62 +95,55 @@ def predict(name: str, version: str | None = None, label: str | None = None) -> 
 @_routes("POST", ":explain")
 def explain(name: str, version: str | None = None, label: str | None = None) -> Response:
     """KServe V1's verb: the :predict answer plus one explanation per instance."""
-    service = inference(name, version, label)
-    batch, columnar, images = _request_batch(MAX_EXPLAIN_ROWS)
-    probabilities = service.classify_model_input(batch)
-    explained = service.explain_model_input(batch, probabilities,
-                                            [chosen_label()] * len(batch))
-    overlays = {i: service.overlay(data, explained[i].heatmap) for i, data in images.items()}
-    outputs = raw_outputs(probabilities, service.classifier.output_spec.binary)  # type: ignore[union-attr]
+    model = dataplane().model_metadata(call(), name, version, label)
+    inputs, columnar = _request_inputs(model.inputs[0].name, MAX_EXPLAIN_ROWS)
+    answer, explained, overlays = dataplane().explain(
+        call(), InferRequest(name, version, label, inputs), chosen_label())
+    outputs = model_output(answer.probabilities, model.binary)
     return jsonify({"outputs" if columnar else "predictions": outputs.tolist(),
-                    "explanations": [explanation_body(e, service.labels, p, overlays.get(i))
-                                     for i, (e, p) in enumerate(zip(explained, probabilities,
-                                                                    strict=True))]})
+                    "explanations": [explanation_body(e, answer.labels, p, overlay)
+                                     for e, p, overlay in zip(explained, answer.probabilities,
+                                                              overlays, strict=True)]})
 
 
-def _request_batch(max_rows: int | None = None) -> tuple[np.ndarray, bool, dict[int, bytes]]:
-    """The :predict body as a model-input batch, whether it was columnar, and the
-    encoded images it held by row."""
+def _request_inputs(input_name: str, max_rows: int | None = None
+                    ) -> tuple[tuple[InferInput, ...], bool]:
+    """The :predict body as input blocks (runs of number rows and of image rows, in
+    order), and whether it was columnar."""
     body = read_json_body(strict_content_type=False)
     if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
         raise invalid_argument('Request body must be an object with either "instances" (row '
                                'format) or "inputs" (columnar format)')
     columnar = "inputs" in body
     values = body["inputs"] if columnar else body["instances"]
-    if columnar and isinstance(values, dict):
-        values = _named(values, "inputs")
     what = "inputs" if columnar else "instances"
+    if columnar and isinstance(values, dict):
+        values = _named(values, input_name, what)
     if max_rows is not None and isinstance(values, list):
         check_row_count(len(values), max_rows, what)
-    images: dict[int, bytes] = {}
-    return _batch(values, what, images), columnar, images
+    if not isinstance(values, list) or not values:
+        raise invalid_argument(f"{what} must be a non-empty list")
+    rows = [_named(v, input_name, what) if isinstance(v, dict) else v for v in values]
+    blocks: list[InferInput] = []
+    start = 0
+    for end in range(1, len(rows) + 1):  # each run of rows of one kind is a block
+        if end < len(rows) and isinstance(rows[end], dict) == isinstance(rows[start], dict):
+            continue
+        run = rows[start:end]
+        if isinstance(run[0], dict):
+            files = [decode_b64(row["b64"], f"{what}[{start + i}].b64")
+                     for i, row in enumerate(run)]
+            blocks.append(InferInput("BYTES", (len(files),), files, source=what))
+        else:
+            array = number_rows(run, what)
+            blocks.append(InferInput("FP32", array.shape, array, source=what))
+        start = end
+    return tuple(blocks), columnar
 
 
-def _named(value: dict[str, Any], what: str) -> Any:
+def _named(value: dict[str, Any], input_name: str, what: str) -> Any:
     """The one named input of a single-input model ({"<input name>": value})."""
-    input_name = inference().classifier.input_name
     if set(value) != {input_name} and "b64" not in value:
         raise invalid_argument(f"{what}: this model has one input, named {input_name!r}; "
                                f"got {sorted(value)}")
     return value if "b64" in value else value[input_name]
-
-
-def _batch(values: Any, what: str, images_out: dict[int, bytes]) -> np.ndarray:
-    """Rows (numbers and/or {"b64": ...} images) -> float32 batch in the model's shape;
-    the decoded image files go to images_out by row."""
-    service = inference()
-    if not isinstance(values, list) or not values:
-        raise invalid_argument(f"{what} must be a non-empty list")
-    check_row_count(len(values), service.settings.MAX_PREDICT_ROWS, what)
-    rows = [_named(v, what) if isinstance(v, dict) else v for v in values]
-    images = [i for i, row in enumerate(rows) if isinstance(row, dict)]
-    if not images:
-        return numeric_rows(rows, service, what)
-    batch = np.empty((len(rows), *service.spec.model_shape), np.float32)
-    images_out.update({i: decode_b64(rows[i]["b64"], f"{what}[{i}].b64") for i in images})
-    batch[images] = encoded_images(list(images_out.values()), service)
-    image_rows = set(images)
-    numeric = [i for i in range(len(rows)) if i not in image_rows]
-    if numeric:
-        batch[numeric] = numeric_rows([rows[i] for i in numeric], service, what)
-    return batch

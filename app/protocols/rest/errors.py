@@ -1,8 +1,9 @@
 """One error type for clients, and how the runtime's refusals become one.
 
 `ApiError` carries what a response needs: HTTP status, stable code, human message and
-headers. The runtime raises its own Flask-free errors (app.runtime.errors);
-`as_api_error` gives each its status here, so every protocol answers them alike. The
+headers. The runtime and the data plane raise their own Flask-free error kinds
+(app.runtime.errors); `as_api_error` gives each its status from the one table
+(app.protocols.status), so every REST route answers them alike. The
 seed API renders an ApiError as `{"success": false, "error": {...}}` (app.http.errors);
 TF Serving and the Open Inference Protocol as `{"error": message}` (`protocol_error`).
 """
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from app.protocols import request_ids
-from app.runtime.errors import Overloaded, ServingError, UnknownModel
+from app.protocols.rest import request_ids
+from app.protocols.status import http_status, retry_after
+from app.runtime.errors import ServingError
 
 
 class ApiError(Exception):
@@ -31,27 +33,17 @@ class ApiError(Exception):
                                             "request_id": request_ids.current()}}
 
 
-def invalid_argument(message: str) -> ApiError:
-    """The standard protocols' 400 for a request they cannot use (TF Serving, V2, gRPC)."""
-    return ApiError(400, "invalid_argument", message)
-
-
 # What a route may raise for a client to read: caught by the error handlers of the app
 # and of each protocol blueprint (and by the upload page, which renders it in place).
 CLIENT_ERRORS = (ApiError, ServingError)
 
 
 def as_api_error(error: ApiError | ServingError) -> ApiError:
-    """The response an error stands for: bad input is 400, an unknown model 404, an
-    overloaded one 503."""
+    """The response an error stands for: its kind's status, and Retry-After where the
+    client should come back."""
     if isinstance(error, ApiError):
         return error
-    if isinstance(error, UnknownModel):
-        return ApiError(404, error.code, error.message)
-    if isinstance(error, Overloaded):
-        return ApiError(503, error.code, error.message,
-                        headers={"Retry-After": str(error.retry_after_s)})
-    return ApiError(400, error.code, error.message)
+    return ApiError(http_status(error), error.code, error.message, headers=retry_after(error))
 
 
 def protocol_error(error: ApiError | ServingError) -> tuple[Response, int, dict[str, str]]:

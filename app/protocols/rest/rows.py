@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from app.protocols.errors import ApiError
+from app.protocols.rest.errors import ApiError
+from app.runtime.dataplane.batches import check_row_count
 from app.runtime.spec import ImageSpec
 
 
@@ -48,13 +49,6 @@ def parse_pixel_rows(rows: Any, spec: ImageSpec, max_rows: int) -> np.ndarray:
                        "Values must be raw pixel values between 0 and 255 "
                        f"(found {pixels.min():g} to {pixels.max():g}).")
     return pixels
-
-
-def check_row_count(count: int, max_rows: int, what: str) -> None:
-    """413 when one request carries more rows than MAX_PREDICT_ROWS (every endpoint)."""
-    if count > max_rows:
-        raise ApiError(413, "too_many_rows",
-                       f"{what} has {count} rows; the limit is {max_rows} per request.")
 
 
 def _to_pixel_layout(values: np.ndarray, spec: ImageSpec) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import VERSION
-from app.protocols.openapi_schemas import (
+from app.protocols.rest.openapi_schemas import (
     SCHEMAS,
     SCORES,
     explained_schema,

@@ -3,7 +3,7 @@
 `/predictlabel` answers in the deeplearning_flask shape that curl users already parse;
 `/predict` takes raw pixel rows. Both serve the default model; `/models/<name>/...` (and
 `/models/<name>/versions/<v>/...`) any served one, in the same shapes. Routes stay thin:
-read the request, call the inference service, shape the response.
+read the request, ask the data plane, shape the response.
 """
 
 from __future__ import annotations
@@ -11,14 +11,25 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from app.metrics import exposition
-from app.protocols.bodies import read_image_upload, read_json_body
-from app.protocols.context import inference, repository
-from app.protocols.errors import ApiError
-from app.protocols.openapi import openapi_document
-from app.protocols.rows import parse_pixel_rows
+from app.protocols.rest.bodies import read_image_upload, read_json_body
+from app.protocols.rest.context import call, dataplane, inference
+from app.protocols.rest.errors import ApiError
+from app.protocols.rest.openapi import openapi_document
+from app.protocols.rest.rows import parse_pixel_rows
+from app.runtime.dataplane.types import InferInput, InferRequest, InferResponse
+from app.runtime.errors import NotReady
 from app.runtime.inference import Prediction
 
 bp = Blueprint("api", __name__)
+
+
+def upload_request(name: str | None, version: str | None, data: bytes) -> InferRequest:
+    """One uploaded image file, for the model version a URL names."""
+    return InferRequest(name, version, inputs=(InferInput("BYTES", (1,), [data]),))
+
+
+def prediction(answer: InferResponse, row: int = 0) -> Prediction:
+    return Prediction(answer.labels, answer.probabilities[row])
 
 
 def label_response(prediction: Prediction) -> dict[str, object]:
@@ -37,8 +48,8 @@ def label_response(prediction: Prediction) -> dict[str, object]:
 @bp.post("/models/<name>/versions/<version>/predictlabel")
 def predict_label(name: str | None = None, version: str | None = None) -> Response:
     """Multipart image upload -> most probable label and every class probability."""
-    prediction = inference(name, version).classify_image(read_image_upload())
-    return jsonify(label_response(prediction))
+    answer = dataplane().infer(call(), upload_request(name, version, read_image_upload()))
+    return jsonify(label_response(prediction(answer)))
 
 
 @bp.post("/predict")
@@ -52,7 +63,9 @@ def predict_rows(name: str | None = None, version: str | None = None) -> Respons
                        'The JSON body must be an object with an "input" list of pixel rows.')
     service = inference(name, version)
     pixels = parse_pixel_rows(body["input"], service.spec, service.settings.MAX_PREDICT_ROWS)
-    return jsonify(service.classify_pixels(pixels).tolist())
+    answer = dataplane().infer(call(), InferRequest(
+        name, version, inputs=(InferInput("PIXELS", pixels.shape, pixels, source='"input"'),)))
+    return jsonify(answer.probabilities.tolist())
 
 
 @bp.get("/healthz")
@@ -64,12 +77,10 @@ def healthz() -> Response:
 @bp.get("/readyz")
 def readyz() -> Response:
     """Readiness: every served version is loaded, warmed up and its batcher running."""
-    table = repository().table
-    if not table or not all(s.ready for m in table.values() for s in m.versions.values()):
-        raise ApiError(503, "not_ready", "The model is not ready to serve.",
-                       headers={"Retry-After": "5"})
-    return jsonify({"status": "ready", "model": repository().default_name,
-                    "models": {m.name: sorted(m.versions) for m in table.values()}})
+    if not dataplane().ready():
+        raise NotReady("The model is not ready to serve.")
+    return jsonify({"status": "ready", "model": dataplane().default_model(),
+                    "models": {m.name: list(m.versions) for m in dataplane().served_models()}})
 
 
 @bp.get("/model")
@@ -83,10 +94,9 @@ def model_info(name: str | None = None, version: str | None = None) -> Response:
 @bp.get("/models")
 def models() -> Response:
     """Every served model: its versions, version labels, and which one the seed routes use."""
-    default = repository().default_name
-    return jsonify({"default": default, "models": [
-        {"name": m.name, "versions": sorted(m.versions), "version_labels": m.labels,
-         "latest": max(m.versions)} for m in repository().table.values()]})
+    return jsonify({"default": dataplane().default_model(), "models": [
+        {"name": m.name, "versions": list(m.versions), "version_labels": m.labels,
+         "latest": max(m.versions)} for m in dataplane().served_models()]})
 
 
 @bp.get("/metrics")

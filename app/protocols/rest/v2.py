@@ -6,8 +6,8 @@ GET  /v2/models/<name>[/versions/<v>]   model metadata
 GET  /v2/models/<name>[/versions/<v>]/ready
 POST /v2/models/<name>[/versions/<v>]/infer
 
-The tensors: app.protocols.v2_tensors; Triton's binary tensor data extension, both
-ways: app.protocols.v2_binary. Errors are `{"error": "..."}`.
+The tensors: app.protocols.rest.v2_tensors; Triton's binary tensor data extension, both
+ways: app.protocols.rest.v2_binary. Errors are `{"error": "..."}`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from app.config import VERSION as SERVER_VERSION
-from app.protocols.bodies import parse_json
-from app.protocols.context import inference, repository
-from app.protocols.errors import answer_errors_as_protocol, invalid_argument
-from app.protocols.tensors import OUTPUT_NAME
-from app.protocols.v2_binary import HEADER, BinaryData, binary_response, split_body
-from app.protocols.v2_tensors import input_batch, outputs
+from app.protocols.rest.bodies import parse_json
+from app.protocols.rest.context import call, dataplane
+from app.protocols.rest.errors import answer_errors_as_protocol
+from app.protocols.rest.v2_binary import HEADER, BinaryData, binary_response, split_body
+from app.protocols.rest.v2_tensors import infer_input, output_json, requested_outputs
+from app.runtime.dataplane.types import InferRequest
+from app.runtime.errors import invalid_argument
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 answer_errors_as_protocol(bp)
@@ -37,9 +37,9 @@ def _health(**state: object) -> tuple[Response, int]:
 
 @bp.get("")
 def server_metadata() -> Response:
-    return jsonify({"name": "h5serve", "version": SERVER_VERSION,
-                    "extensions": ["classification", "model_repository",
-                                   "binary_tensor_data"]})
+    server = dataplane().server_metadata()
+    return jsonify({"name": server.name, "version": server.version,
+                    "extensions": list(server.extensions)})
 
 
 @bp.get("/health/live")
@@ -49,48 +49,50 @@ def live() -> tuple[Response, int]:
 
 @bp.get("/health/ready")
 def ready() -> tuple[Response, int]:
-    table = repository().table
-    return _health(ready=bool(table) and all(s.ready for m in table.values()
-                                             for s in m.versions.values()))
+    return _health(ready=dataplane().ready())
 
 
 @bp.get("/models/<name>")
 @bp.get("/models/<name>/versions/<version>")
 def model_metadata(name: str, version: str | None = None) -> Response:
-    service = inference(name, version)
-    versions = sorted(repository().table[name].versions) if name in repository().table else []
+    model = dataplane().model_metadata(call(), name, version)
     return jsonify({
-        "name": name, "versions": [str(v) for v in versions], "platform": "keras_h5",
-        "inputs": [{"name": service.classifier.input_name, "datatype": "FP32",
-                    "shape": [-1, *service.spec.model_shape]}],
-        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32",
-                     "shape": [-1, len(service.labels)]}],
+        "name": name, "versions": [str(v) for v in model.versions], "platform": model.platform,
+        "inputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
+                   for t in model.inputs],
+        "outputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
+                    for t in model.outputs],
     })
 
 
 @bp.get("/models/<name>/ready")
 @bp.get("/models/<name>/versions/<version>/ready")
 def model_ready(name: str, version: str | None = None) -> tuple[Response, int]:
-    return _health(name=name, ready=inference(name, version).ready)
+    return _health(name=name, ready=dataplane().model_ready(call(), name, version))
 
 
 @bp.post("/models/<name>/infer")
 @bp.post("/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None) -> Response:
-    """JSON tensors, or binary ones (app.protocols.v2_binary) both ways."""
-    service = inference(name, version)
+    """JSON tensors, or binary ones (app.protocols.rest.v2_binary) both ways."""
+    input_name = dataplane().model_metadata(call(), name, version).inputs[0].name
     body, binary = _request_body()
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise invalid_argument('The body must be an object with an "inputs" list')
     if len(body["inputs"]) != 1 or not isinstance(body["inputs"][0], dict):
-        raise invalid_argument(f"expected exactly one input tensor, named "
-                               f"{service.classifier.input_name!r}")
-    batch = input_batch(service, body["inputs"][0], binary)
+        raise invalid_argument(f"expected exactly one input tensor, named {input_name!r}")
+    tensor = body["inputs"][0]
+    if not isinstance(tensor.get("name"), str):
+        raise invalid_argument(f"unexpected input {tensor.get('name')!r}: this model's input "
+                               f"is {input_name!r}")
+    inputs = (infer_input(tensor, binary, dataplane().max_rows),)
     if binary is not None:
         binary.finish()
-    answers, buffers = outputs(service.labels, body, service.classify_model_input(batch))
-    response: dict[str, Any] = {"model_name": name, "model_version": str(service.version),
-                                "outputs": answers}
+    answer = dataplane().infer(call(), InferRequest(name, version, inputs=inputs,
+                                                    outputs=requested_outputs(body)))
+    outputs, buffers = output_json(body, answer.outputs)
+    response: dict[str, Any] = {"model_name": name, "model_version": str(answer.model_version),
+                                "outputs": outputs}
     if "id" in body:
         response["id"] = body["id"]
     return binary_response(response, buffers) if buffers else jsonify(response)

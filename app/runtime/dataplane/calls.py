@@ -1,0 +1,64 @@
+"""One request's life in the data plane: its lease on a model version and its metrics.
+
+A door opens a Call when a request arrives and ends it when the answer is sent. The
+first `lease` picks the version the request asked for and holds it until the end, so a
+version being replaced is unloaded only after the requests it started are answered;
+`end` records the request in the metrics, for every door alike, and lets go.
+"""
+
+from __future__ import annotations
+
+import time
+
+from app import metrics
+from app.runtime.errors import UnknownModel
+from app.runtime.inference import InferenceService
+from app.runtime.repository import ModelRepository
+
+
+class Call:
+    """A request from its first look at a model to its answer."""
+
+    def __init__(self, models: ModelRepository) -> None:
+        self._models = models
+        self._started = time.perf_counter()
+        self._held = False
+        self.served: InferenceService | None = None  # names the answer's model and version
+
+    def lease(self, name: str | None = None, version: int | str | None = None,
+              label: str | None = None) -> InferenceService:
+        """The version this request uses (default: the default model's latest), resolved
+        on the first call and held until `end`; UnknownModel (a 404) for a model, version
+        or label that is not served."""
+        if self.served is None:
+            self.served = self._models.acquire(name or None,
+                                               version_number(name, version or None),
+                                               label or None)
+            self._held = True
+        return self.served
+
+    def end(self, endpoint: str, method: str, status: int, protocol: str = "http") -> None:
+        """Count the request (`status` the HTTP status its answer has, or would have over
+        HTTP) and let go of its version."""
+        served = self.served
+        metrics.record_request(endpoint, method, status, time.perf_counter() - self._started,
+                               protocol=protocol, model=served.name if served else "",
+                               version=served.version if served else None)
+        self.release()
+
+    def release(self) -> None:
+        """Let go of the version (once; a request that failed early may never `end`)."""
+        if self._held and self.served is not None:
+            self._held = False
+            self._models.release(self.served)
+
+
+def version_number(name: str | None, version: int | str | None) -> int | None:
+    """A version from a URL or a message as a number (None: the latest); UnknownModel
+    for one that is not a positive integer."""
+    if version is None or isinstance(version, int):
+        return version
+    if not version.isdigit():
+        raise UnknownModel(f"unknown model {name!r} version {version!r}: versions are "
+                           "positive integers")
+    return int(version)

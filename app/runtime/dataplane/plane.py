@@ -1,0 +1,148 @@
+"""The operations every door needs, once: inference, explanations, metadata, readiness and
+the model repository, on the worker's ModelRepository and its Rollout.
+
+A door calls these inside a Call (app.runtime.dataplane.calls), which holds the model
+version the request leased; errors are the runtime's kinds (app.runtime.errors).
+"""
+
+from __future__ import annotations
+
+from app.config import VERSION
+from app.runtime.dataplane.batches import model_batch, outputs
+from app.runtime.dataplane.calls import Call, version_number
+from app.runtime.dataplane.types import (
+    OUTPUT_NAME,
+    InferRequest,
+    InferResponse,
+    ModelMetadata,
+    ModelSummary,
+    RepositoryEntry,
+    ServerMetadata,
+    TensorMetadata,
+)
+from app.runtime.errors import Forbidden, InvalidInput, UnknownModel
+from app.runtime.explain import Explanation
+from app.runtime.repository import ModelRepository, VersionState
+from app.runtime.rollout import Rollout
+
+EXTENSIONS = ("classification", "model_repository", "binary_tensor_data")
+_V2_STATES = {"LOADING": "LOADING", "UNLOADING": "UNLOADING"}
+
+
+class DataPlane:
+    """The served models, as every door sees them."""
+
+    def __init__(self, models: ModelRepository, rollout: Rollout) -> None:
+        self.models = models
+        self.rollout = rollout
+
+    def call(self) -> Call:
+        """A new request's Call: its lease and its metrics."""
+        return Call(self.models)
+
+    @property
+    def max_rows(self) -> int:
+        """Rows one request may carry (MAX_PREDICT_ROWS): doors check it before they
+        convert a big tensor."""
+        return self.models.settings.MAX_PREDICT_ROWS
+
+    # Inference
+
+    def infer(self, call: Call, request: InferRequest) -> InferResponse:
+        """Decode and preprocess the inputs, run them through the version's batcher, and
+        build the outputs asked for."""
+        service = call.lease(request.model, request.version, request.label)
+        batch, images = model_batch(service, request.inputs, request.keep_pictures)
+        probabilities = service.classify(batch, image=images[0] if len(images) == 1 else None)
+        return InferResponse(service.name, service.version, service.labels, probabilities,
+                             outputs(service.labels, probabilities, request.outputs),
+                             batch, images)
+
+    def explain(self, call: Call, request: InferRequest, label: str | None
+                ) -> tuple[InferResponse, list[Explanation], list[bytes | None]]:
+        """`infer`, then a heatmap per row for `label` (None: each row's top label), and
+        per uploaded row a PNG of it over the picture (None for numeric rows)."""
+        answer = self.infer(call, InferRequest(request.model, request.version, request.label,
+                                               request.inputs, request.outputs,
+                                               keep_pictures=True))
+        service = call.lease()
+        explained = service.explain_model_input(answer.batch, answer.probabilities,
+                                                [label] * len(answer.batch))
+        overlays = [None if image is None or image.display is None
+                    else service.overlay(image.display, explanation.heatmap)
+                    for image, explanation in zip(answer.images, explained, strict=True)]
+        return answer, explained, overlays
+
+    # Metadata and readiness
+
+    def server_metadata(self) -> ServerMetadata:
+        return ServerMetadata("h5serve", VERSION, EXTENSIONS)
+
+    def model_metadata(self, call: Call, name: str | None = None,
+                       version: int | str | None = None, label: str | None = None
+                       ) -> ModelMetadata:
+        """The leased version's input and output, and every served version of its model."""
+        service = call.lease(name, version, label)
+        served = self.models.table.get(service.name)
+        binary = bool(service.classifier.output_spec and service.classifier.output_spec.binary)
+        return ModelMetadata(
+            service.name, service.version, tuple(sorted(served.versions)) if served else (),
+            "keras_h5",
+            (TensorMetadata(service.classifier.input_name, "FP32",
+                            (-1, *service.spec.model_shape)),),
+            (TensorMetadata(OUTPUT_NAME, "FP32", (-1, len(service.labels))),), binary)
+
+    def ready(self) -> bool:
+        """The server is ready: every served version loaded, warmed up, batcher running."""
+        table = self.models.table
+        return bool(table) and all(s.ready for m in table.values() for s in m.versions.values())
+
+    def model_ready(self, call: Call, name: str | None, version: int | str | None = None
+                    ) -> bool:
+        return call.lease(name, version).ready
+
+    def default_model(self) -> str | None:
+        """The model the seed routes and the page answer with."""
+        return self.models.default_name
+
+    def served_models(self) -> list[ModelSummary]:
+        return [ModelSummary(m.name, tuple(sorted(m.versions)), dict(m.labels))
+                for m in self.models.table.values()]
+
+    def version_states(self, call: Call, name: str, version: int | str | None = None,
+                       label: str | None = None) -> dict[int, VersionState]:
+        """TF Serving's model status: every version of `name` it knows (served, loading,
+        ended), or the one asked for by number or by label; UnknownModel when none."""
+        wanted = call.lease(name, None, label).version if label \
+            else version_number(name, version or None)
+        states = {v: st for (n, v), st in self.models.states.items()
+                  if n == name and wanted in (None, v)}
+        if not states:
+            raise UnknownModel(f"unknown model {name!r}")
+        return states
+
+    # The model repository
+
+    def repository_index(self) -> list[RepositoryEntry]:
+        """Every version this worker knows: READY (served), LOADING, UNLOADING or
+        UNAVAILABLE, with the reason it failed."""
+        served = {(m.name, v) for m in self.models.table.values() for v in m.versions}
+        return [RepositoryEntry(name, version, "READY" if (name, version) in served
+                                else _V2_STATES.get(state.state, "UNAVAILABLE"), state.error)
+                for (name, version), state in sorted(self.models.states.items())]
+
+    def set_loaded(self, name: str, loaded: bool, admin: bool) -> None:
+        """Serve a model on disk again, or stop serving it (after its requests), in every
+        worker: this one at once, the others at their next look at the repository."""
+        if not admin:
+            raise Forbidden("repository load and unload need AUTH=keys and a key marked "
+                            "admin in API_KEYS_FILE")
+        if loaded and name not in self.rollout.sources():
+            raise UnknownModel(f"unknown model {name!r}: not in the model repository")
+        self.rollout.set_unloaded(name, not loaded)
+        if loaded and name not in self.models.table:
+            state = next((s for (n, _), s in self.models.states.items() if n == name
+                          and s.error), None)
+            raise InvalidInput("load_failed", f"failed to load {name!r}: "
+                               f"{state.error if state else 'no version the policy serves'}")
+
