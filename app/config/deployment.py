@@ -25,7 +25,7 @@ DEPLOYMENT = (
                "off the network)"),
     Documented(("HTTP_PUBLISH_PORT", "HTTPS_PUBLISH_PORT"), "`80` / `443`",
                "compose: host ports nginx publishes (the redirect uses the HTTPS one)"),
-    Documented(("PUBLIC_HTTPS_PORT",), "`HTTPS_PORT`",
+    Documented(("PUBLIC_HTTPS_PORT",), "as `HTTPS_PORT`",
                "`scripts/stack.sh`: the HTTPS port the redirect names (compose and Swarm: "
                "`HTTPS_PUBLISH_PORT`)"),
     Documented(("GRPC_PUBLISH_PORT",), "`8500`", "compose: host port for gRPC over TLS"),
