@@ -1,7 +1,8 @@
 """gunicorn settings for h5serve: the Dockerfile, `make run` and the tests all use this file.
 
 Each worker builds the app (and loads the model) after the fork: TensorFlow does not
-survive a fork, so `preload_app` stays off. Every value can be set from the environment.
+survive a fork, so `preload_app` stays off. Every value can be set from the environment,
+through the variables app.config declares (docs/settings.md).
 """
 
 import gc
@@ -10,28 +11,39 @@ import os
 import sys
 import tempfile
 
-bind = os.environ.get("BIND", "127.0.0.1:5000")
-workers = int(os.environ.get("WORKERS", "2"))
+# The declarations of every variable (app.config: standard library only, so the master
+# loads neither TensorFlow nor Flask).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from app.config import ServerSettings, Settings
+
+
+def _load_settings() -> tuple[ServerSettings, Settings]:
+    """Both sets of variables, or one line naming the bad one (not a traceback)."""
+    try:
+        return ServerSettings.load(), Settings.load()
+    except ValueError as exc:
+        sys.exit(f"h5serve: cannot start: {exc}")
+
+
+_server, _settings = _load_settings()
+bind = _server.BIND
+workers = _server.WORKERS
 worker_class = "gevent"
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
-# For gevent workers this is a heartbeat: inference runs in a real thread, so the
-# hub keeps answering it even while a batch computes.
-timeout = int(os.environ.get("TIMEOUT", "60"))
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
-# Keep above nginx's upstream keepalive_timeout (4 s) so nginx closes idle connections first.
-keepalive = int(os.environ.get("KEEPALIVE", "5"))
-max_requests = int(os.environ.get("MAX_REQUESTS", "20000"))
-max_requests_jitter = int(os.environ.get("MAX_REQUESTS_JITTER", "2000"))
+worker_connections = _server.WORKER_CONNECTIONS
+timeout = _server.TIMEOUT  # a heartbeat for gevent workers (app.config.server)
+graceful_timeout = _server.GRACEFUL_TIMEOUT
+keepalive = _server.KEEPALIVE
+max_requests = _server.MAX_REQUESTS
+max_requests_jitter = _server.MAX_REQUESTS_JITTER
 preload_app = False
 # The control socket (gunicorn 27) lives in ~/.gunicorn; parallel servers would share it.
 control_socket_disable = True
 
-# Only nginx may set X-Forwarded-* (its address; 127.0.0.1 when run natively).
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = _server.FORWARDED_ALLOW_IPS
 
 accesslog = "-"
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = _settings.LOG_LEVEL.lower()
 # %(h)s is the client address: with TRUST_PROXY=true, ProxyFix has already replaced
 # nginx's address with the client's from X-Forwarded-For. Request time in ms.
 # key=: the API key's name (app.http.auth), never the key; "-" with AUTH=off. cert=: the
@@ -42,8 +54,9 @@ access_log_format = ('%(h)s "%(r)s" %(s)s %(B)s %(M)sms xff="%({x-forwarded-for}
 # Each line built from only the atoms the format names (app.http.gunicorn_logging);
 # LOG_FORMAT=json: the access log as JSON lines on stdout, beside the app's (app.http.logs).
 logger_class = "app.http.gunicorn_logging." + (
-    "JsonLogger" if os.environ.get("LOG_FORMAT", "text") == "json" else "AccessLogger")
+    "JsonLogger" if _settings.LOG_FORMAT == "json" else "AccessLogger")
 
+# Other libraries' variables (app.config.deployment.LIBRARIES), set only where unset.
 # One model copy per worker: split the cores between workers rather than
 # letting every worker's TensorFlow start a thread per core.
 _threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
@@ -55,7 +68,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # /metrics sums them. Set before any worker imports prometheus_client; emptied at start.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="h5serve-metrics."))
 # State the workers of this master share: models unloaded by a repository request
-# (app.runtime.hidden_models). Fresh per master: a restart serves everything on disk.
+# (Settings.H5SERVE_STATE_DIR). Fresh per master: a restart serves everything on disk.
 os.environ.setdefault("H5SERVE_STATE_DIR", tempfile.mkdtemp(prefix="h5serve-state."))
 
 
@@ -66,28 +79,25 @@ def _preflight():
     somewhere in the middle. Reads settings and a few bytes of the model file only:
     TensorFlow must not be imported here, in the master.
     """
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from app.config import Settings
     from app.http.keys import KeyFile
     from app.runtime.model_file import check_model_file
     from app.runtime.repository_layout import check_repository
 
     try:
-        settings = Settings.load()
-        if settings.MODEL_PATH is not None:
-            check_model_file(settings.MODEL_PATH)
+        if _settings.MODEL_PATH is not None:
+            check_model_file(_settings.MODEL_PATH)
         else:
-            check_repository(settings.MODEL_REPOSITORY)
-        if settings.AUTH == "keys":
-            KeyFile(settings.keys_file)
+            check_repository(_settings.MODEL_REPOSITORY)
+        if _settings.AUTH == "keys":
+            KeyFile(_settings.keys_file)
     except ValueError as exc:
         sys.exit(f"h5serve: cannot start: {exc}")
     # AUTH=off on an address others can reach, for HTTP or gRPC: say so.
-    for name, address in (("BIND", bind), ("GRPC_BIND", settings.GRPC_BIND)):
+    for name, address in (("BIND", bind), ("GRPC_BIND", _settings.GRPC_BIND)):
         host = address.rsplit(":", 1)[0].strip("[]")
         local = (not address or address.startswith(("unix:", "127."))
                  or host in ("localhost", "::1"))
-        if settings.AUTH == "off" and not local:
+        if _settings.AUTH == "off" and not local:
             print(f"h5serve: warning: listening on {name}={address} with AUTH=off: anyone "
                   "who reaches it can use every model (README: Access control)",
                   file=sys.stderr)

@@ -289,10 +289,8 @@ def test_keys_alone_mean_no_cross_origin_callers_and_an_open_service_allows_any(
 def test_keys_on_in_one_setting_read_the_file_the_script_writes(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """AUTH=keys alone: secrets/api-keys, where scripts/api-keys.sh writes, when it exists."""
-    from app import config
-
     written = tmp_path / "api-keys"
-    monkeypatch.setattr(config, "DEFAULT_KEYS_FILE", written)
+    monkeypatch.setattr("app.config.settings.DEFAULT_KEYS_FILE", written)
     with pytest.raises(ValueError, match="secrets/api-keys"):
         Settings.load({"AUTH": "keys"}, environ={})
     written.write_text("")

@@ -2,9 +2,9 @@
 every worker of one gunicorn master.
 
 A worker answering `unload` hides the model at once; the others read the shared file at
-their next look at the repository (MODEL_POLL_SECONDS). The file lives in H5SERVE_STATE_DIR,
-a fresh folder gunicorn.conf.py makes for each master (like the metrics folder), so a
-restart serves every model on disk again. Without that variable (tests, `flask run`)
+their next look at the repository (MODEL_POLL_SECONDS). The file lives in the setting
+H5SERVE_STATE_DIR, a fresh folder gunicorn.conf.py makes for each master (like the metrics
+folder), so a restart serves every model on disk again. Without it (tests, `flask run`)
 the set is the process's own.
 """
 
@@ -19,9 +19,8 @@ from pathlib import Path
 class HiddenModels:
     """The names not to serve although they are on disk."""
 
-    def __init__(self, state_dir: str | None = None) -> None:
-        folder = state_dir if state_dir is not None else os.environ.get("H5SERVE_STATE_DIR")
-        self._path = Path(folder) / "unloaded-models.json" if folder else None
+    def __init__(self, state_dir: str | Path | None) -> None:
+        self._path = Path(state_dir) / "unloaded-models.json" if state_dir else None
         self._names: set[str] = set()
 
     def names(self) -> set[str]:

@@ -44,7 +44,7 @@ class Rollout:
         self._seen: dict[tuple[str, int], tuple[int, int] | None] = {}
         self._failed: dict[tuple[str, int], tuple[int, int]] = {}
         self._disk = DiskModels(settings)
-        self.hidden = HiddenModels()
+        self.hidden = HiddenModels(settings.H5SERVE_STATE_DIR)
         self._looking = threading.Lock()  # the watcher and a repository request, one at a time
 
     def start(self) -> None:
