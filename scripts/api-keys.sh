@@ -8,7 +8,7 @@
 #
 # Environment: API_KEYS_FILE (secrets/api-keys). Every change writes a new file and renames
 # it into place, so the service (which re-reads the file within a second) never sees half
-# of one; mount the file's folder, not the file, into a container (README).
+# of one; mount the file's folder, not the file, into a container (docs/operations.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 file=${API_KEYS_FILE:-$root/secrets/api-keys}

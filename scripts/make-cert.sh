@@ -2,7 +2,7 @@
 # Create a self-signed TLS certificate for a first run, unless one is already there.
 #   scripts/make-cert.sh DIR [NAME]   -> DIR/fullchain.pem, DIR/privkey.pem
 # NAME (default localhost) goes into the subjectAltName with localhost and 127.0.0.1:
-# current clients ignore the CN. Replace with real certificates for production (README).
+# current clients ignore the CN. Replace with real certificates for production (docs/deployment.md).
 set -eu
 dir=${1:?usage: make-cert.sh DIR [NAME]}
 name=${2:-localhost}

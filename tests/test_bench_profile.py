@@ -1,4 +1,4 @@
-"""bench/profile.py's reading of py-spy's raw output (the numbers the README quotes)."""
+"""bench/profile.py's reading of py-spy's raw output (the numbers bench/README.md quotes)."""
 
 from __future__ import annotations
 

@@ -163,7 +163,7 @@ def test_one_tensorflow_and_no_cuda_noise_in_the_app(stack: Stack) -> None:
 def test_the_app_image_is_small(stack: Stack) -> None:
     size = json.loads(stack.engine.docker("image", "inspect", "h5serve:latest").stdout)[0]["Size"]
     print(f"[{stack.engine.name}] h5serve:latest is {size / 1e9:.2f} GB")
-    assert size <= 1.5e9  # ONNX Runtime and OpenVINO included (README: deployment notes)
+    assert size <= 1.5e9  # ONNX Runtime and OpenVINO included (bench/README.md: container images)
 
 
 def test_app_restart_gives_a_json_gateway_error_then_recovers(stack: Stack) -> None:

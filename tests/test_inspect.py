@@ -119,10 +119,10 @@ def test_an_lfs_pointer_is_named_as_one(cli_app: Flask, tmp_path: Path) -> None:
     assert code == 1 and "git lfs pull" in output and "Traceback" not in output
 
 
-def test_the_readme_command_line(tmp_path: Path) -> None:
-    """Exactly as the README writes it, in a fresh process."""
+def test_the_documented_command_line(tmp_path: Path) -> None:
+    """Exactly as docs/models.md writes it, in a fresh process."""
     command = ".venv/bin/flask --app app inspect models/fashion_mnist.h5"
-    assert f"```sh\n{command}\n```" in (ROOT / "README.md").read_text()
+    assert f"```sh\n{command}\n```" in (ROOT / "docs" / "models.md").read_text()
     flask = Path(sys.executable).with_name("flask")
     result = subprocess.run([str(flask), *command.split()[1:]], cwd=ROOT,
                             capture_output=True, text=True, timeout=120,

@@ -20,6 +20,9 @@ from app.config import DEFAULT_MODEL_PATH
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ["base", "overlays/ingress-nginx"]  # the Kubernetes-only ones (kserve: below)
 KUBERNETES_VERSION = "1.37.0"
+DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
+BENCH_DOC, BENCH_SECTION = ROOT / "bench" / "README.md", \
+    "The whole stack against the tutorial way (`make bench`)"
 
 
 def _render(overlay: str) -> list[dict]:
@@ -113,8 +116,8 @@ def test_the_deployment_agrees_with_the_image_and_gunicorn() -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts[settings["MODEL_REPOSITORY"]]["readOnly"] is True and "/tmp" in mounts
-    # The README says the same (user, ports, probes, image), and compose builds that image.
-    readme = _readme_section("Kubernetes")
+    # docs/deployment.md says the same (user, ports, probes, image), and compose builds it.
+    readme = _section(DEPLOYMENT_DOC, "Kubernetes")
     assert f"non-root {pod['securityContext']['runAsUser']}" in readme
     for port in container["ports"]:
         assert f"{port['containerPort']} ({port['name']}" in readme.lower(), port
@@ -125,10 +128,10 @@ def test_the_deployment_agrees_with_the_image_and_gunicorn() -> None:
     assert _images() == {image}
 
 
-def _readme_section(title: str) -> str:
-    """README's `## title` section, up to the next `## ` heading, lines joined."""
-    readme = (ROOT / "README.md").read_text()
-    return " ".join(readme.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0].split())
+def _section(page: Path, title: str) -> str:
+    """A page's `## title` section, up to the next `## ` heading, lines joined."""
+    text = page.read_text()
+    return " ".join(text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0].split())
 
 
 def _images() -> set[str]:
@@ -209,14 +212,15 @@ def _number(pattern: str, text: str) -> list[float]:
 
 def test_the_sizes_and_targets_are_derived_from_the_benchmark() -> None:
     """Memory request, CPU and queue-wait targets and the capacity table follow from
-    README: Performance, by the arithmetic the manifests' comments and README show."""
-    performance = _readme_section("Performance")
+    bench/README.md's figures, by the arithmetic the manifests' comments and
+    docs/deployment.md show."""
+    performance = _section(BENCH_DOC, BENCH_SECTION)
     rss = _number(r"\| worker RSS after the run \(bundled model\) \| (\d+) / (\d+) MB",
                   performance)
     (rate,) = _number(r"\| service / naive, req/s at c=32 \| [\d.]+x \((\d+) vs", performance)
     p99 = _number(r"\| c=32 p99 through nginx TLS \| [\d.]+ ms; (\d+)-(\d+) ms", performance)
     (work,) = _number(r"\| c=1 p50 through nginx TLS \| ([\d.]+) ms", performance)
-    readme = _readme_section("Kubernetes")
+    readme = _section(DEPLOYMENT_DOC, "Kubernetes")
     comment = _comments(KUSTOMIZE / "base" / "deployment.yaml")
     workers = int(_object("base", "ConfigMap")["data"]["WORKERS"])
     (master,) = _number(r"the master's (\d+) MB", comment)
@@ -356,7 +360,7 @@ def test_api_keys_come_from_a_secret_folder_mounted_read_only(tmp_path: Path) ->
     assert "items" not in secret and secret.get("optional") is not True
     command = (f"kubectl -n h5serve create secret generic {secret['secretName']} "
                f"--from-file={key_file.name}=secrets/api-keys")
-    assert command in _readme_section("Kubernetes")
+    assert command in _section(DEPLOYMENT_DOC, "Kubernetes")
     assert ("${API_KEYS_DIR:-./secrets}:" + str(key_file.parent) + ":ro,z") in compose["volumes"]
 
 

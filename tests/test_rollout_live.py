@@ -35,7 +35,7 @@ WHITE = encode(np.full((28, 28), 255, np.uint8))
 
 
 def _version(folder: Path, version: int) -> None:
-    """Copy-then-rename, as the README says: the folder appears complete."""
+    """Copy-then-rename, as docs/operations.md says: the folder appears complete."""
     staging = folder.parent / f".staging-{folder.name}-{version}"
     staging.mkdir()
     brightness_model(staging / "model.h5", (28, 28, 1), gain=20.0 if version % 2 else -20.0)

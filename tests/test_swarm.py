@@ -275,7 +275,7 @@ def test_the_stack_file_keeps_step_with_compose() -> None:
     assert stack["services"]["app"]["deploy"]["update_config"]["order"] == "start-first"
     assert stack["services"]["app"]["deploy"]["endpoint_mode"] == "dnsrr"
     assert Path(STACK.parent / "api-keys.none").is_file()
-    # Secrets are immutable: each name carries a version, raised to rotate (README).
+    # Secrets are immutable: each name carries a version, raised to rotate (docs/deployment.md).
     for key, secret in stack["secrets"].items():
         default = "none" if key == "api_keys" else "1"  # no keys: not the keys' version 1
         assert re.fullmatch(r"h5serve_" + key + r"_\$\{[A-Z_]+_VERSION:-" + default + r"\}",

@@ -1,7 +1,7 @@
 """Flask's JSON provider on orjson: every API answer is serialised in C.
 
 The json module spent ~17 us on a /predictlabel answer that orjson writes in ~1 us, and
-most of a worker's time is Python around the model (README: Performance). Numbers keep
+most of a worker's time is Python around the model (bench/README.md). Numbers keep
 their shortest round-trip digits; exponents are written without a leading zero
 (`3.2e-7`, where the json module wrote `3.2e-07`): the same value for every JSON parser.
 Keys keep their order (the seed response's), as with `sort_keys = False` before.
