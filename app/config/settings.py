@@ -65,7 +65,7 @@ class Settings(EnvironmentSettings):
     LOG_LEVEL: str = variable("INFO", "application and gunicorn log level")
     LOG_FORMAT: str = variable(
         "text", "`json`: the app's log and gunicorn's access log as one JSON object per line "
-        "on stdout ([Logs and monitoring](../README.md#logs-and-monitoring))")
+        "on stdout ([Logs and monitoring](operations.md#logs))")
     PREDICTION_LOG: str = variable(
         "off", "`stdout` or a file path: a JSON line per sampled prediction")
     PREDICTION_LOG_SAMPLE: float = variable(1.0, "the share of predictions logged, 0.0-1.0")
@@ -75,7 +75,7 @@ class Settings(EnvironmentSettings):
         "`warn`, or `off`")
     RUNTIME: str = variable(
         "auto", "what runs each model's forward pass ([CPU runtimes]"
-        "(../README.md#cpu-runtimes-tensorflow-onnx-runtime-openvino)): `auto` converts it "
+        "(models.md#cpu-runtimes-tensorflow-onnx-runtime-openvino)): `auto` converts it "
         "to ONNX Runtime and OpenVINO, keeps those that give Keras' answers, times them "
         "beside TensorFlow and serves the fastest; `tensorflow`, `onnxruntime` or `openvino` "
         "forces one (a model it cannot serve is refused, naming why)")
@@ -98,7 +98,7 @@ class Settings(EnvironmentSettings):
         shown="unset (off)")
     AUTH: str = variable(
         "off", "`keys`: every model endpoint needs an API key ([Access control]"
-        "(../README.md#access-control-api-keys))")
+        "(operations.md#access-control-api-keys))")
     API_KEYS_FILE: Path | None = variable(
         None, "the keys file (`scripts/api-keys.sh` writes `secrets/api-keys`, so `AUTH=keys` "
         "alone works locally; compose mounts `secrets/`)",
