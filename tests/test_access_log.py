@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import ast
 import datetime
+import json
 import logging
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import requests
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
+from servers import gunicorn
 
+from app.config import DEFAULT_MODEL_PATH
 from app.http.gunicorn_logging import AccessLogger, JsonLogger
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,8 +78,6 @@ def test_the_line_is_gunicorns_own(fmt: str, request_: dict[str, object],
 
 
 def test_the_json_line_keeps_quotes_unescaped() -> None:
-    import json
-
     line = json.loads(_line(JsonLogger, SERVED_FORMAT, _request('a "b"', [], "ci")))
     assert line["user_agent"] == 'a "b"' and line["key"] == "ci" and line["status"] == 200
     assert line["request_id"] == "def" and line["path"] == "/predictlabel"
@@ -90,3 +92,32 @@ def test_gunicorns_master_loads_no_flask_with_the_logger() -> None:
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("sent", "length", "omits_body", "logged"), [
+    (0, 9741, False, 9741),  # a file by sendfile(), which gunicorn does not count
+    (431, 431, False, 431),  # written: gunicorn's own count
+    (0, 9741, True, 0),  # HEAD (or 304): the length is declared, no body goes out
+    (0, None, False, 0),  # an empty body
+    (None, None, False, None),  # no response at all
+])
+def test_the_size_is_what_went_out(sent: int | None, length: int | None, omits_body: bool,
+                                   logged: int | None) -> None:
+    request = _request("curl/8.5", [], None)
+    resp = request["resp"]
+    resp.sent, resp.response_length, resp._omits_body = sent, length, omits_body
+    assert _line(AccessLogger, "%(B)s %(b)s", request) == \
+        f"{logged} {'-' if logged is None else logged}"
+    assert json.loads(_line(JsonLogger, SERVED_FORMAT, request))["bytes"] == logged
+
+
+def test_a_static_file_is_logged_with_its_size(tmp_path: Path) -> None:
+    """Served by gunicorn's sendfile (Flask's send_file), as a browser loads the page."""
+    size = (ROOT / "static" / "app.js").stat().st_size
+    log = tmp_path / "gunicorn.log"
+    with gunicorn(DEFAULT_MODEL_PATH, log) as (base, _):
+        assert len(requests.get(f"{base}/static/app.js", timeout=10).content) == size
+        assert requests.head(f"{base}/static/app.js", timeout=10).status_code == 200
+    lines = [line for line in log.read_text().splitlines() if "/static/app.js " in line]
+    assert [line.split('" ', 1)[1].split()[:2] for line in lines] == \
+        [["200", str(size)], ["200", "0"]], lines

@@ -155,6 +155,37 @@ def test_phone_width_is_usable(phone: Page) -> None:
     _shot(phone, "phone-result")
 
 
+@pytest.mark.parametrize("width", [320, 390])
+def test_the_title_is_one_line_on_a_phone(browser: Browser, base_url: str, width: int) -> None:
+    """It wrapped to "Classify an / image" at 390 px on a phone whose font is a little
+    wider than this browser's (here it filled 317 of 318 px): one line, with room."""
+    for page in _page(browser, base_url, width=width, height=844):
+        lines, text, room = page.evaluate("""() => {
+            const h1 = document.querySelector("h1");
+            const range = document.createRange();
+            range.selectNodeContents(h1);
+            return [h1.getBoundingClientRect().height
+                        / parseFloat(getComputedStyle(h1).lineHeight),
+                    range.getBoundingClientRect().width, h1.clientWidth];
+        }""")
+        assert round(lines) == 1, f"the title takes {lines:.2f} lines at {width} px"
+        assert text <= 0.9 * room, f"the title fills {text:.0f} of {room} px at {width} px"
+
+
+def test_a_white_photo_is_previewed_without_black_bars(page: Page, tmp_path: Path) -> None:
+    """The preview box is square; a wide photo leaves room above and below it, which
+    was painted black."""
+    photo = tmp_path / "white.jpg"
+    Image.new("RGB", (400, 200), (255, 255, 255)).save(photo)
+    page.set_input_files("#image-input", str(photo))
+    preview = page.locator("#preview")
+    expect(preview).to_be_visible()
+    shot = tmp_path / "preview.png"
+    preview.screenshot(path=str(shot))
+    darkest = Image.open(shot).convert("L").getextrema()[0]
+    assert darkest > 200, f"a dark pixel ({darkest}) around a white photo"
+
+
 # Everything a user sees on the upload page; each must stay inside its card.
 LAID_OUT = ["#drop-zone", "#image-input", "#submit-button", "#form-message", ".examples",
             "button.example", ".lead", "#top-label", "#bars li", "#low-confidence",

@@ -130,3 +130,31 @@ def test_the_documented_command_line(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "scale    unit: the model card says so" in result.stdout
     assert "card to copy (models/fashion_mnist.json):" in result.stdout
+
+
+def _flask_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`flask --app app ARGS` in a fresh process, as a user types it; stderr ends with
+    whether TensorFlow was imported (the cost of loading any model)."""
+    script = ("import sys\nfrom flask.cli import main\nsys.argv = ['flask', *sys.argv[1:]]\n"
+              "try:\n    main()\nfinally:\n"
+              "    print('tensorflow imported:', 'tensorflow' in sys.modules, file=sys.stderr)")
+    return subprocess.run([sys.executable, "-c", script, "--app", "app", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args", [("inspect", "--help"), ("--help",)])
+def test_help_loads_no_model(args: tuple[str, ...]) -> None:
+    """Finding or listing the commands builds the commands alone: no model, no
+    TensorFlow, nothing logged (it took 2.7 s and a page of log lines)."""
+    result = _flask_cli(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "inspect" in result.stdout
+    assert result.stderr == "tensorflow imported: False\n", result.stderr[-2000:]
+
+
+def test_inspecting_another_model_loads_that_one_only(logits_model: Path) -> None:
+    result = _flask_cli("inspect", str(logits_model))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "model    logits.h5" in result.stdout
+    assert "fashion_mnist" not in result.stdout + result.stderr  # the bundled model
+    assert " ready in " not in result.stderr  # no served model was warmed up

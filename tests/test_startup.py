@@ -73,17 +73,73 @@ def test_the_master_checks_without_importing_tensorflow() -> None:
     assert result.stdout.split() == ["False", "False"]
 
 
-def test_a_cpu_only_start_up_log_has_no_errors(tmp_path: Path) -> None:
-    """No CUDA probing and no E-level lines: a start-up log that looks like failure worries."""
-    log = tmp_path / "gunicorn.log"
+@pytest.fixture(scope="module")
+def start_up_log(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The log of two workers started as a user starts them, and stopped."""
+    log = tmp_path_factory.mktemp("start-up") / "gunicorn.log"
     with gunicorn(DEFAULT_MODEL_PATH, log, workers=2):
         pass
     lines = log.read_text().splitlines()
     assert sum("Worker ready" in line for line in lines) == 2
+    return lines
+
+
+def test_a_cpu_only_start_up_log_has_no_errors(start_up_log: list[str]) -> None:
+    """No CUDA probing and no E-level lines: a start-up log that looks like failure worries."""
+    lines = start_up_log
     alarming = [line for line in lines
                 if any(word in line for word in ("E0000", "[ERROR]", " ERROR ", "cuInit",
                                                  "cuda", "CUDA", "Traceback"))]
     assert alarming == []
+
+
+TENSORFLOW_NOTICES = ("before absl::InitializeLog() is called", "oneDNN custom operations are on",
+                      "This TensorFlow binary is optimized", "rebuild TensorFlow with the")
+
+
+def test_a_worker_logs_none_of_tensorflows_start_up_notices(start_up_log: list[str]) -> None:
+    """Eight lines a worker used to print that nobody can act on (app.runtime.tensorflow_import)."""
+    notices = [line for line in start_up_log if any(n in line for n in TENSORFLOW_NOTICES)]
+    assert notices == []
+
+
+def _import_fake_tensorflow(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
+    """Import a stand-in for TensorFlow, writing to fd 2 as its C++ code does, through
+    the filter that TensorFlow's first import goes through."""
+    (tmp_path / "fake_tf.py").write_text("import os\n" + body)
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); "
+            "from app.runtime.tensorflow_import import _import_without_notices; "
+            "_import_without_notices('fake_tf'); print('imported', file=sys.stderr)")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+ABSL_PREFACE = ("WARNING: All log messages before absl::InitializeLog() is called are written "
+                "to STDERR\n")
+ONEDNN = ("I0000 00:00:1796618709.656300    3743 port.cc:153] oneDNN custom operations are "
+          "on. You may see slightly different numerical results due to floating-point "
+          "round-off errors. To turn them off, set `TF_ENABLE_ONEDNN_OPTS=0`.\n")
+
+
+def test_the_filter_drops_the_two_notices_and_nothing_else(tmp_path: Path) -> None:
+    error = "E0000 00:00:1796618709.7 3743 cuda_dnn.cc:8579] Unable to register cuDNN\n"
+    warning = "W0000 00:00:1796618709.8 3743 port.cc:153] oneDNN something else\n"
+    result = _import_fake_tensorflow(
+        tmp_path, "".join(f"os.write(2, {line!r}.encode())\n"
+                          for line in (ABSL_PREFACE, ONEDNN, error, warning, ONEDNN)))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == error + warning + "imported\n"
+
+
+def test_a_crash_inside_the_import_still_reaches_the_log(tmp_path: Path) -> None:
+    """A fatal error aborts the process in a static initialiser: the filter is a process
+    of its own, so what was written before the abort is not lost with it."""
+    fatal = ("F0000 00:00:1.0 1 cpu_feature_guard.cc:96] The TensorFlow library was compiled "
+             "to use AVX instructions, but these aren't available on your machine.\n")
+    result = _import_fake_tensorflow(
+        tmp_path, f"os.write(2, {(ABSL_PREFACE + fatal)!r}.encode())\nos.abort()\n")
+    assert result.returncode != 0
+    assert result.stderr == fatal
 
 
 def _config_output(**env: str) -> str:

@@ -3,6 +3,12 @@
 Prints the input it expects, the scaling and output kind chosen and why, where the
 labels came from, the accuracy under each scaling on labelled images, and a model card
 to copy. Exits 1 with one line when the model or the folder cannot be used.
+
+`flask --app app CMD` builds the app before it knows whether CMD is one of the app's
+commands (and for `--help`, to list them): that build gets `commands_app()`, the
+commands without the service, so `inspect OTHER.h5` loads OTHER.h5 and nothing else.
+Flask's own `run`, `shell` and `routes` build the app from inside the command, and get
+all of it.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
+from flask.cli import FlaskGroup
 
 from app.runtime.inspection import Inspection, InspectionError, inspect_model
 from app.runtime.loading import ModelLoadError
@@ -20,6 +27,22 @@ from app.runtime.loading import ModelLoadError
 def register_commands(app: Flask) -> None:
     """Add the project's commands to `flask --app app ...`."""
     app.cli.add_command(inspect_command)
+
+
+def building_to_find_commands() -> bool:
+    """True while `flask` itself, not one of its commands, is building the app: to look
+    up a command that is not built in, or to list them all for `--help`."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and isinstance(ctx.command, FlaskGroup)
+
+
+def commands_app() -> Flask:
+    """An app that carries the project's commands and nothing else: no settings read,
+    no model loaded, no watcher or gRPC thread started. None of the commands needs them
+    (inspect loads the file it is given)."""
+    app = Flask("app")
+    register_commands(app)
+    return app
 
 
 @click.command("inspect")

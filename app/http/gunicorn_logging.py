@@ -62,13 +62,25 @@ class Atoms(dict):
             return found[-1] if found else "-"  # gunicorn: the last of repeated headers
         if key in _SIMPLE:
             return _SIMPLE[key](environ, resp, took)
-        if key in ("t", "u", "b", "T", "D", "L"):  # the rarely used ones: gunicorn's own
+        if key in ("t", "u", "T", "D", "L"):  # the rarely used ones: gunicorn's own
             return logger.atoms(resp, req, environ, took)[key]
         return "-"
 
 
 def _status(resp: Any) -> Any:
     return resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+
+
+def body_bytes(resp: Any) -> Any:
+    """The body's size in bytes. gunicorn counts what write() sends but not what
+    sendfile() sends, so a file (Flask's send_file: every /static response) was logged
+    as 0 bytes: then its declared length is what went out (gunicorn's sendfile sends
+    exactly that). A body left out on purpose (HEAD, 204, 304) stays 0."""
+    sent = getattr(resp, "sent", None)
+    declared = getattr(resp, "response_length", None)
+    if not sent and declared and not getattr(resp, "_omits_body", False):
+        return declared
+    return sent
 
 
 _SIMPLE: dict[str, Callable[[dict[str, Any], Any, Any], Any]] = {
@@ -78,7 +90,8 @@ _SIMPLE: dict[str, Callable[[dict[str, Any], Any, Any], Any]] = {
     "U": lambda e, _, __: e.get("PATH_INFO"),
     "q": lambda e, _, __: e.get("QUERY_STRING"),
     "H": lambda e, _, __: e.get("SERVER_PROTOCOL"),
-    "B": lambda _, resp, __: getattr(resp, "sent", None),
+    "B": lambda _, resp, __: body_bytes(resp),
+    "b": lambda _, resp, __: "-" if body_bytes(resp) is None else str(body_bytes(resp)),
     "f": lambda e, _, __: e.get("HTTP_REFERER", "-"),
     "a": lambda e, _, __: e.get("HTTP_USER_AGENT", "-"),
     "l": lambda _, __, ___: "-",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.runtime.model_file import ModelFileError, archive_json, check_model_file
+from app.runtime.tensorflow_import import import_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def load_keras_model(path: Path) -> LoadedModel:
     else:
         written_by = read_keras_version(path)
         use_legacy = not written_by.startswith("3.")
+    import_tensorflow()  # both Keras import it; this way without its start-up notices
     if use_legacy:
         import tf_keras as library
     else:
