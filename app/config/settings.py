@@ -52,6 +52,9 @@ class Settings(EnvironmentSettings):
     MAX_EXPLAIN_QUEUE: int = variable(
         16, "explanations waiting per model version and worker before new ones get 503 "
         "(`overloaded`); they run after waiting predictions")
+    EXPLAIN: str = variable(
+        "lazy", "explanations: `lazy` reads the Keras model (and TensorFlow, about 400 MB per "
+        "worker) at a worker's first explanation, `eager` at start, `off` answers 404")
     EXPLAIN_MAX_SIDE: int = variable(1024, "longest side (px) of the explanation's overlay PNG")
     EXPLAIN_SMOOTHGRAD_SAMPLES: int = variable(
         8, "noisy copies per image for saliency explanations of models without convolutions "

@@ -41,7 +41,8 @@ def validate(settings: Settings) -> None:
         raise ValueError(f"RUNTIME must be auto or one of {', '.join(RUNTIMES)}, "
                          f"got {settings.RUNTIME!r}")
     for name, allowed in (("RUNTIME_PRECISION", ("f32", "bf16")),
-                          ("RUNTIME_PARITY", ("refuse", "warn"))):
+                          ("RUNTIME_PARITY", ("refuse", "warn")),
+                          ("EXPLAIN", ("lazy", "eager", "off"))):
         if getattr(settings, name) not in allowed:
             raise ValueError(f"{name} must be {' or '.join(allowed)}, "
                              f"got {getattr(settings, name)!r}")

@@ -32,6 +32,7 @@ from app.protocols.rest import (
     v2_repository,
 )
 from app.runtime.dataplane import DataPlane
+from app.runtime.offload import skip_processor_probe
 from app.runtime.prediction_log import PredictionLog
 from app.runtime.repository import ModelRepository
 from app.runtime.rollout import Rollout
@@ -68,6 +69,7 @@ def init_models(app: Flask, settings: Settings) -> None:
     or MODEL_REPOSITORY's models), then keep watching the repository for new versions,
     and open the gRPC door on the same models (GRPC_BIND). Fails fast with a clear
     message when nothing can be served."""
+    skip_processor_probe()
     predictions = PredictionLog(settings.PREDICTION_LOG, settings.PREDICTION_LOG_SAMPLE,
                                 request_id=request_ids.current)
     models = ModelRepository(settings, examples_dir=PROJECT_ROOT / "static" / "examples",

@@ -5,6 +5,7 @@ same answer gets over HTTP, so the alert rules hold for both)."""
 from __future__ import annotations
 
 from app.runtime.errors import (
+    ExplanationsOff,
     Forbidden,
     InvalidInput,
     NotReady,
@@ -15,8 +16,8 @@ from app.runtime.errors import (
 )
 
 HTTP_STATUS: dict[type[ServingError], int] = {
-    InvalidInput: 400, Forbidden: 403, UnknownModel: 404, TooLarge: 413, Overloaded: 503,
-    NotReady: 503,
+    InvalidInput: 400, Forbidden: 403, UnknownModel: 404, ExplanationsOff: 404, TooLarge: 413,
+    Overloaded: 503, NotReady: 503,
 }
 
 

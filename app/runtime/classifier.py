@@ -1,38 +1,36 @@
 """The image classifier: load a Keras file, describe it, run batches through it.
 
-Knows nothing of Flask, so tests and benchmarks can use it directly. The Keras model,
-traced once (app.runtime.engines.tensorflow_engine), is the reference: warm-up, the
-card's self-check and explanations use it; batches run on the runtime chosen for the
-model (app.runtime.engines.selection), which gives the same answers.
+Knows nothing of Flask, so tests and benchmarks can use it directly. Loading serves the
+model as prepared once per host in a separate process (app.runtime.prepared): the chosen
+runtime's artefact, no TensorFlow in the worker; or reads it here with TensorFlow
+(app.runtime.reading) where TensorFlow serves it or is loaded anyway. Explanations read
+the Keras model when they first need it.
 Callers must not run `predict` concurrently: the MicroBatcher serialises it.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from app.config import Settings
-from app.runtime.engines.choice import RuntimeRefused, Selection
-from app.runtime.engines.selection import select_runtime
-from app.runtime.engines.tensorflow_engine import tensorflow_engine, trace
+from app.runtime.engines import ConversionError
+from app.runtime.engines.choice import Selection
+from app.runtime.engines.decisions import candidate
+from app.runtime.engines.selection import CONVERTERS
 from app.runtime.loading import LoadedModel, ModelLoadError, load_keras_model
 from app.runtime.model_card import ModelCard, ModelCardError
-from app.runtime.output_head import check_softmax, infer_head
-from app.runtime.preprocessing import Choice, infer_input_size, infer_scale
-from app.runtime.self_check import check_examples, decode_examples, labelled_examples
-from app.runtime.spec import (
-    ImageSpec,
-    OutputSpec,
-    UnservableModel,
-    infer_image_spec,
-    infer_output_spec,
-)
+from app.runtime.offload import real_lock
+from app.runtime.prepared import Prepared, prepare, prepared_key, settings_overrides
+from app.runtime.preprocessing import Choice
+from app.runtime.reading import read_model
+from app.runtime.self_check import LabelledExample, labelled_examples
+from app.runtime.spec import ImageSpec, OutputSpec
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +46,19 @@ class Classifier:
         self._name = name  # the repository's name for it; else the card's or the file's
         self._shared_card = shared_card
         self.settings = settings or Settings()  # SELF_CHECK and the RUNTIME_* settings
-        self._example_folders = [self.path.parent / "examples",
-                                 *([examples_dir] if examples_dir else [])]
+        self._examples_dir = examples_dir
+        self.example_folders = [self.path.parent / "examples",
+                                *([examples_dir] if examples_dir else [])]
         self.card: ModelCard | None = None
         self.image_spec: ImageSpec | None = None
         self.output_spec: OutputSpec | None = None
         self.choices: dict[str, Choice] = {}  # scaling and output kind, with their reasons
         self.load_seconds: float | None = None
         self.runtime: Selection | None = None
+        self.versions: dict[str, str | None] = {}  # the libraries that read it
+        self._input_name = "input"
         self._loaded: LoadedModel | None = None
+        self._keras_lock = real_lock()  # explanations read Keras in real threads
         self._forward: Any = None
 
     @property
@@ -68,17 +70,25 @@ class Classifier:
         return self._name or (self.card.name if self.card else self.path.stem)
 
     @property
-    def keras_model(self) -> Any:  # the loaded Keras model (explanations need it)
-        return self._loaded.model if self._loaded else None
-
-    @property
     def input_name(self) -> str:
         """The model's input tensor name, as protocol clients address it."""
-        name = getattr(self._loaded.model.inputs[0], "name", "") if self._loaded else ""
-        return str(name).split(":")[0] or "input"
+        return self._input_name
+
+    @property
+    def keras_model(self) -> Any:
+        """The Keras model (explanations' gradients need it): read now if this worker
+        serves a prepared model without it (the first explanation pays for TensorFlow)."""
+        with self._keras_lock:
+            if self._loaded is None:
+                self._loaded = load_keras_model(self.path)
+                log.info("model %s version %d: Keras model read for explanations",
+                         self.name, self.version)
+        return self._loaded.model
 
     def load(self) -> None:
-        """Read card and model, infer the specs, compile the forward pass, warm it up.
+        """Read the card, then serve the model as prepared in a separate process (the
+        runtime it was converted to), or read it here with TensorFlow where that is the
+        runtime, TensorFlow is here already, or results cannot be kept.
 
         Raises ModelLoadError with a message that says what is wrong with the file.
         """
@@ -87,42 +97,18 @@ class Classifier:
             self.card = ModelCard.for_model(self.path, self._shared_card)
         except ModelCardError as exc:
             raise ModelLoadError(str(exc)) from None
-        loaded = load_keras_model(self.path)
-        model = loaded.model
-        if len(model.inputs) != 1 or len(model.outputs) != 1:
-            raise ModelLoadError(
-                f"{self.path}: the model has {len(model.inputs)} inputs and "
-                f"{len(model.outputs)} outputs; an image classifier has one of each")
-        scale = (Choice(self.card.scale, "the model card says so") if self.card.scale
-                 else infer_scale(model, self.path))
-        output_shape = _item_shape(model.outputs[0])
-        head = infer_head(model, output_shape[0] or 0 if len(output_shape) == 1 else 0)
-        try:
-            self.image_spec = infer_image_spec(_item_shape(model.inputs[0]), self.card,
-                                               scale.value, infer_input_size(model))
-            self.output_spec = infer_output_spec(output_shape, self.card, head.value)
-        except UnservableModel as exc:
-            raise ModelLoadError(f"{self.path}: {exc}") from None
-        self._loaded = loaded
-        traced = trace(model, self.image_spec.model_shape)
-        keras_engine = tensorflow_engine(traced)
-        forward = keras_engine.forward
-        warm = forward(np.zeros((1, *self.image_spec.model_shape), np.float32))
-        if warm.shape[0] != 1 or not np.isfinite(warm).all():
-            raise ModelLoadError(f"{self.path}: warm-up inference gave no finite output")
-        head = check_softmax(warm[0], head)
-        self.output_spec = replace(self.output_spec, kind=head.value)  # type: ignore[arg-type]
-        self.choices = {"scale": scale, "output": head}
-        examples = labelled_examples(self.card, self._example_folders)
-        self._check_examples(forward, examples)
-        try:
-            self.runtime = select_runtime(
-                traced, keras_engine, self.output_spec.probabilities, self.image_spec,
-                decode_examples(examples, self.image_spec), self.settings, self.path)
-        except RuntimeRefused as exc:
-            raise ModelLoadError(f"{self.path}: {exc}") from None
-        self._forward = self.runtime.engine.forward
+        examples = labelled_examples(self.card, self.example_folders)
+        prepared = None
+        if "tensorflow" not in sys.modules and self.settings.RUNTIME != "tensorflow":
+            key = prepared_key(self.path, self.card, examples, self.settings)
+            prepared = prepare(self.preparation_request(), key, self.settings)
+        if prepared is None or prepared.runtime == "tensorflow":
+            self.read_with_keras(examples)
+        else:
+            self._serve(prepared)
         self.load_seconds = time.monotonic() - started
+        assert self.image_spec and self.output_spec and self.runtime
+        scale, head = self.choices["scale"], self.choices["output"]
         log.info("model %s version %d ready in %.2f s: input %s, %d classes; scale %s (%s); "
                  "output %s (%s); labels from %s; runtime %s (%s)", self.name, self.version,
                  self.load_seconds, self.image_spec.model_shape, len(self.output_spec.labels),
@@ -130,25 +116,39 @@ class Classifier:
                  self.card.labels_from or "their indexes", self.runtime.engine.name,
                  self.runtime.reason)
 
-    def _check_examples(self, forward: Any, examples: list[Any]) -> None:
-        """The card's labelled examples must come out right (app.runtime.self_check)."""
-        assert self.card and self.image_spec and self.output_spec
-        if self.settings.SELF_CHECK == "off" or not examples:
-            return
+    def preparation_request(self) -> dict[str, Any]:
+        """What `python -m app.prepare` needs to read this model as this worker would."""
+        return {"path": str(self.path), "name": self._name, "version": self.version,
+                "shared_card": self._shared_card, "examples_dir": self._examples_dir,
+                "settings": settings_overrides(self.settings)}
+
+    def _serve(self, prepared: Prepared) -> None:
+        """Serve a prepared model: its runtime's artefact, nothing of TensorFlow."""
+        self.image_spec, self.output_spec = prepared.image_spec, prepared.output_spec
+        self.choices, self.versions = prepared.choices, prepared.versions
+        self._input_name = prepared.input_name
+        module = CONVERTERS[prepared.runtime][0]
         try:
-            output = self.output_spec
-            result = check_examples(lambda batch: output.probabilities(forward(batch)),
-                                    self.image_spec, output.labels, examples)
-        except ValueError as exc:
-            raise ModelLoadError(f"{self.path}: self-check: {exc}") from None
-        if not result.wrong:
-            log.info("self-check: all %d examples of the card right", result.checked)
-        elif self.settings.SELF_CHECK == "warn":
-            log.warning("%s: %s (SELF_CHECK=warn: serving it anyway)", self.path,
-                        result.message())
-        else:
-            raise ModelLoadError(f"{self.path}: {result.message()}; not served "
-                                 "(SELF_CHECK=warn serves it anyway)")
+            engine = module.load(Path(prepared.artefact), self.settings.RUNTIME_PRECISION)
+        except ConversionError as exc:
+            raise ModelLoadError(f"{self.path}: the prepared {prepared.runtime} model does "
+                                 f"not load: {exc}") from None
+        warm = engine.forward(np.zeros((1, *self.image_spec.model_shape), np.float32))
+        if warm.shape[0] != 1 or not np.isfinite(warm).all():
+            raise ModelLoadError(f"{self.path}: warm-up inference gave no finite output")
+        self.runtime = Selection(engine, prepared.reason,
+                                 [candidate(c) for c in prepared.candidates])
+        self._forward = engine.forward
+
+    def read_with_keras(self, examples: list[LabelledExample]) -> None:
+        """Read the model here, with TensorFlow (app.runtime.reading); the card is read."""
+        assert self.card is not None
+        reading = read_model(self.path, self.card, examples, self.settings)
+        self._loaded, self.runtime = reading.loaded, reading.runtime
+        self.image_spec, self.output_spec = reading.image_spec, reading.output_spec
+        self.choices, self.versions = reading.choices, reading.versions
+        self._input_name = reading.input_name
+        self._forward = self.runtime.engine.forward
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Model-input batch (float32) -> probabilities (N, classes) in label order."""
@@ -158,9 +158,7 @@ class Classifier:
 
     def describe(self) -> dict[str, Any]:
         """What GET /model shows: enough for a client to build valid requests."""
-        assert self.card and self.image_spec and self.output_spec and self._loaded
-        import tensorflow as tf
-
+        assert self.card and self.image_spec and self.output_spec
         return {
             "name": self.name,
             "version": self.version,
@@ -177,24 +175,10 @@ class Classifier:
             "input": self.image_spec.describe(),
             "load_seconds": round(self.load_seconds or 0.0, 3),
             "runtime": self.runtime.describe() if self.runtime else None,
-            "versions": {
-                "keras_library": f"{self._loaded.library} {self._loaded.library_version}",
-                "written_by_keras": self._loaded.written_by or None,
-                "tensorflow": tf.__version__,
-                "numpy": np.__version__,
-            },
+            "versions": {**self.versions, "numpy": np.__version__},
         }
 
 
 _OUTPUT_NAMES = {"softmax": "softmax", "binary": "sigmoid (binary)",
                  "multilabel": "sigmoid (multi-label: independent scores)",
                  "logits": "logits (softmax applied)"}
-
-
-def _item_shape(tensor: Any) -> tuple[int | None, ...]:
-    """Per-item shape of a Keras input/output tensor (Keras 3 and tf-keras alike)."""
-    dims = [None if d is None else int(d) for d in tuple(tensor.shape)]
-    if not dims:
-        raise ModelLoadError("the model's tensors have no batch axis")
-    return tuple(dims[1:])
-

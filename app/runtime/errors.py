@@ -48,6 +48,14 @@ class NotReady(ServingError):
         self.retry_after_s = retry_after_s
 
 
+class ExplanationsOff(ServingError):
+    """EXPLAIN=off: this server does not explain (its workers hold no Keras model)."""
+
+    def __init__(self) -> None:
+        super().__init__("explanations_off", "Explanations are off on this server (EXPLAIN="
+                         "off); /predictlabel and the other prediction endpoints answer.")
+
+
 class Forbidden(ServingError):
     """The caller may not do this (repository load/unload without an admin key)."""
 

@@ -19,10 +19,10 @@ from PIL import Image
 from app.config import Settings
 from app.runtime.batcher import BatchObserver, MicroBatcher
 from app.runtime.classifier import Classifier
-from app.runtime.errors import InvalidInput
+from app.runtime.errors import ExplanationsOff, InvalidInput
 from app.runtime.explain import Explainer, Explanation
 from app.runtime.imaging import DecodedImage, maybe_invert, open_image
-from app.runtime.offload import ThreadRunner
+from app.runtime.offload import ThreadRunner, real_lock
 from app.runtime.overlay import overlay_png
 from app.runtime.prediction_log import PredictionLog
 from app.runtime.spec import ImageSpec
@@ -70,6 +70,9 @@ class InferenceService:
                                     padded=classifier.runtime.engine.padded)
         self._decode_in_thread = ThreadRunner(max_threads=2)
         self._explainer: Explainer | None = None
+        self._explainer_lock = real_lock()  # taken in real threads only
+        if settings.EXPLAIN == "eager":
+            self.prepare_explainer()
 
     @property
     def name(self) -> str:
@@ -122,14 +125,23 @@ class InferenceService:
         computed on the model thread when no prediction is waiting."""
         indexes = np.array([self.label_index(label, p) for label, p in
                             zip(labels, probabilities, strict=True)])
-        if self._explainer is None:
-            assert self.classifier.keras_model is not None
-            self._explainer = Explainer(self.classifier.keras_model, self.spec,
-                                        self.classifier.output_spec.binary,  # type: ignore[union-attr]
-                                        self.settings.EXPLAIN_SMOOTHGRAD_SAMPLES)
-        if not self._explainer.prepared:
-            self._decode_in_thread(self._explainer.prepare)
-        return self.batcher.run_task(self._explainer.explain, batch, indexes)
+        if self.settings.EXPLAIN == "off":
+            raise ExplanationsOff()
+        explainer = self._explainer
+        if explainer is None or not explainer.prepared:  # reading Keras takes seconds
+            explainer = self._decode_in_thread(self.prepare_explainer)
+        return self.batcher.run_task(explainer.explain, batch, indexes)
+
+    def prepare_explainer(self) -> Explainer:
+        """The explainer, its Keras model read and its graph traced (once; in a real
+        thread: the first one in a lean worker imports TensorFlow)."""
+        with self._explainer_lock:
+            if self._explainer is None:
+                self._explainer = Explainer(self.classifier.keras_model, self.spec,
+                                            self.classifier.output_spec.binary,  # type: ignore[union-attr]
+                                            self.settings.EXPLAIN_SMOOTHGRAD_SAMPLES)
+            self._explainer.prepare()
+            return self._explainer
 
     def label_index(self, label: str | None, probabilities: np.ndarray) -> int:
         """The index of a label by name; None is the most probable one."""

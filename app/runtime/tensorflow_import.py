@@ -24,10 +24,11 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import subprocess
 import sys
 import threading
 from types import ModuleType
+
+from app.runtime.offload import spawn_process, wait_process
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +61,22 @@ def import_tensorflow() -> ModuleType:
 def _import_without_notices(name: str) -> ModuleType:
     sys.stderr.flush()
     stderr = os.dup(2)
+    read, write = os.pipe()
     try:
-        notices = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER],
-                                   stdin=subprocess.PIPE, stdout=stderr, stderr=stderr)
+        notices = spawn_process([sys.executable, "-I", "-S", "-c", _FILTER], stdin=read,
+                                output=stderr)
     except OSError as exc:  # no filter, no harm: the notices show, nothing else changes
-        os.close(stderr)
+        for fd in (stderr, read, write):
+            os.close(fd)
         log.debug("TensorFlow's start-up notices not filtered: %s", exc)
         return importlib.import_module(name)
-    assert notices.stdin is not None
-    os.dup2(notices.stdin.fileno(), 2)
+    os.close(read)
+    os.dup2(write, 2)
+    os.close(write)
     try:
         return importlib.import_module(name)
     finally:
         sys.stderr.flush()
-        os.dup2(stderr, 2)
+        os.dup2(stderr, 2)  # the pipe's last writer closes: the filter ends
         os.close(stderr)
-        notices.stdin.close()
-        try:
-            notices.wait(timeout=10)  # every line copied before the next one is logged
-        except subprocess.TimeoutExpired:  # a child of the import holds the pipe open
-            log.debug("TensorFlow's stderr filter still running (pid %s)", notices.pid)
+        wait_process(notices, timeout=10)  # every line copied before the next one is logged

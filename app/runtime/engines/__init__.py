@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +34,7 @@ class Engine:
     # Batches padded to a few sizes (app.runtime.padding): TensorFlow and OpenVINO keep
     # kernels and buffers per shape; ONNX Runtime does not, and padding only costs it.
     padded: bool = True
+    artefact: Path | None = None  # the converted model's folder (a worker loads it again)
 
 
 def thread_budget() -> int:

@@ -28,12 +28,18 @@ _warned: set[Path] = set()
 
 def model_key(model_path: Path, item_shape: tuple[int, ...], libraries: str) -> str:
     """What decides a conversion: the file's bytes, the served shape, the libraries."""
-    digest = hashlib.sha256()
-    with open(model_path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
+    digest = file_digest(model_path)
     digest.update(f"|{item_shape}|{libraries}".encode())
     return digest.hexdigest()[:32]
+
+
+def file_digest(path: Path) -> hashlib._Hash:
+    """The sha256 of a file's bytes, read in blocks (a model may be hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest
 
 
 @dataclass(frozen=True)

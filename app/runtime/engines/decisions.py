@@ -27,11 +27,7 @@ def recall(root: Path | None, key: str, setup: str) -> Decision | None:
         stored = json.loads(path.read_text()).get(setup) if path.exists() else None
     if stored is None:
         return None
-    candidates = [Candidate(**{**c, "parity": Parity(**c["parity"]) if c["parity"] else None,
-                               "images_per_s": {int(b): v for b, v in
-                                                c["images_per_s"].items()}})
-                  for c in stored["candidates"]]
-    return stored["serves"], stored["why"], candidates
+    return stored["serves"], stored["why"], [candidate(c) for c in stored["candidates"]]
 
 
 def remember(root: Path | None, key: str, setup: str, serves: str, why: str,
@@ -40,11 +36,22 @@ def remember(root: Path | None, key: str, setup: str, serves: str, why: str,
     with cache_entry(root, key, "decisions") as entry:
         path = entry.folder / "decisions.json"
         stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-        stored[setup] = {"serves": serves, "why": why, "candidates": [
-            {"name": c.name, "failure": c.failure, "note": c.note,
-             "parity": asdict(c.parity) if c.parity else None,
-             "images_per_s": c.images_per_s,
-             "description": c.engine.description if c.engine else c.description}
-            for c in candidates]}
+        stored[setup] = {"serves": serves, "why": why,
+                         "candidates": [record(c) for c in candidates]}
         path.write_text(json.dumps(stored, indent=1))
         entry.mark_done()
+
+
+def record(candidate: Candidate) -> dict[str, Any]:
+    """A candidate's figures as JSON (its engine, a live object, as its description)."""
+    c = candidate
+    return {"name": c.name, "failure": c.failure, "note": c.note,
+            "parity": asdict(c.parity) if c.parity else None, "images_per_s": c.images_per_s,
+            "description": c.engine.description if c.engine else c.description}
+
+
+def candidate(stored: dict[str, Any]) -> Candidate:
+    """A candidate's figures back from `record` (without an engine)."""
+    return Candidate(**{**stored, "parity": Parity(**stored["parity"]) if stored["parity"]
+                        else None,
+                        "images_per_s": {int(b): v for b, v in stored["images_per_s"].items()}})

@@ -77,4 +77,4 @@ def load(folder: Path, precision: str = "f32") -> Engine:
     note = "" if precision == "f32" else f"; {precision} asked, runs f32"
     return Engine("onnxruntime", f"ONNX Runtime {ort.__version__} (CPUExecutionProvider, "
                   f"{options.intra_op_num_threads} threads, f32{note})", forward,
-                  padded=False)
+                  padded=False, artefact=folder)

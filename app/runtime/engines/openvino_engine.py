@@ -96,4 +96,5 @@ def load(folder: Path, precision: str) -> Engine:
 
     note = "" if actual == precision else f"; {precision} asked, this CPU has none"
     return Engine("openvino", f"OpenVINO {_version()} (CPU, "
-                  f"{thread_budget()} threads, {actual}{note})", forward, precision=actual)
+                  f"{thread_budget()} threads, {actual}{note})", forward, precision=actual,
+                  artefact=folder)
