@@ -25,7 +25,7 @@ from app.runtime.canary import series
 from app.runtime.canary.rules import ROLL_BACK, judge
 from app.runtime.canary.shadow import ShadowRunner
 from app.runtime.canary.store import SharedStore
-from app.runtime.canary.trial import Trial
+from app.runtime.canary.trial import Trial, without_refused
 from app.runtime.errors import Overloaded, ServingError, UnknownModel
 from app.runtime.inference import InferenceService
 from app.runtime.repository import ModelRepository, ServedModel, VersionState
@@ -50,10 +50,14 @@ class RolloutControl:
 
     def apply(self, sources: dict[str, ModelSource]) -> dict[str, ModelSource]:
         """The sources a look should serve: each roll-out's candidate added, or dropped
-        once rolled back. Called at every look, so a card edit takes effect there."""
-        decided = self._store.decisions()
+        once rolled back (for good, while its file is the same). At every look, so a card
+        edit takes effect there."""
+        sources, decided = dict(sources), self._store.decisions()
+        refused = {key for key, d in decided.items() if d["decision"] == ROLL_BACK}
         trials: dict[str, Trial] = {}
-        for name, source in sources.items():
+        for name, source in list(sources.items()):
+            sources[name] = source = without_refused(
+                source, refused, source.rollout.candidate if source.rollout else None)
             trial = Trial.of(source)
             if trial is None:
                 continue
@@ -63,7 +67,7 @@ class RolloutControl:
                 trial = known
             trial.decision = decided.get(trial.key)
             trials[name] = trial
-            sources = {**sources, name: trial.serving(source)}
+            sources[name] = trial.serving(source)
         self._trials = trials
         if trials and not self._looping:
             self._looping = True
@@ -71,8 +75,8 @@ class RolloutControl:
         return sources
 
     def route(self, model: ServedModel, client: str) -> int | None:
-        trial = self._trials.get(model.name)
-        return None if trial is None else trial.route(model.versions, client)
+        return trial.route(model.versions, client) if (trial := self._trials.get(model.name)) \
+            else None
 
     def observe(self, service: InferenceService, probabilities: np.ndarray | None,
                 seconds: float, rerun: Rerun) -> None:
@@ -104,8 +108,7 @@ class RolloutControl:
             return None
         if role == "current":
             return trial.candidate if trial.policy.mode == "shadow" else None
-        others = [v for v in served.versions if v != trial.candidate]
-        return max(others) if others else None
+        return max((v for v in served.versions if v != trial.candidate), default=None)
 
     def _mirror(self, trial: Trial, role: str, version: int, answer: np.ndarray,
                 rerun: Rerun) -> None:
@@ -137,23 +140,21 @@ class RolloutControl:
         if time.monotonic() - self._noted_drops < DROP_NOTE_S:
             return
         self._noted_drops = time.monotonic()
-        log.warning("%s", trial.drop_note())
+        log.warning(trial.drop_note())
 
     def status(self, name: str) -> dict[str, Any] | None:
-        trial = self._trials.get(name)
-        return None if trial is None else trial.status()
+        return trial.status() if (trial := self._trials.get(name)) else None
 
     def decide(self, name: str, decision: str, reason: str, by: str) -> dict[str, Any] | None:
         """Promote or roll back `name`'s candidate now (an admin's call); None when the
         model has no roll-out. A roll-out decided already keeps its first decision."""
         trial = self._trials.get(name)
-        if trial is None:
-            return None
-        self._decide(trial, decision, reason, by)
-        return trial.status()
+        if trial is not None:
+            self._decide(trial, decision, reason, by)
+        return trial.status() if trial is not None else None
 
     def _loop(self) -> None:
-        while True:
+        while True:  # for the worker's life: a card may start a trial again
             time.sleep(TICK_S)
             try:
                 self.tick()

@@ -17,6 +17,21 @@ from app.runtime.canary.rules import PROMOTE, ROLL_BACK
 from app.runtime.repository_layout import ModelSource, VersionPolicy, fingerprint
 
 
+def trial_key(source: ModelSource, version: int) -> str:
+    """The name of a trial of `version`, the same in every worker, new with a new file."""
+    seen = fingerprint(source.files[version])
+    return f"{source.name}.v{version}.{seen[1] if seen else 0}"
+
+
+def without_refused(source: ModelSource, refused: set[str], candidate: int | None
+                    ) -> ModelSource:
+    """`source` less the versions rolled back earlier, file unchanged: a refused version
+    never becomes the current one when the card moves on to the next candidate."""
+    kept = {v: p for v, p in source.files.items()
+            if v == candidate or trial_key(source, v) not in refused}
+    return replace(source, files=kept) if kept else source
+
+
 @dataclass
 class Trial:
     """A candidate on trial against the other versions of its model."""
@@ -36,9 +51,7 @@ class Trial:
         policy = source.rollout
         if policy is None or policy.candidate not in source.files or len(source.files) < 2:
             return None
-        seen = fingerprint(source.files[policy.candidate])
-        return cls(f"{source.name}.v{policy.candidate}.{seen[1] if seen else 0}",
-                   source.name, policy)
+        return cls(trial_key(source, policy.candidate), source.name, policy)
 
     @property
     def candidate(self) -> int:
