@@ -93,7 +93,7 @@ class ModelCard:
 
         known = {"name", "labels", "invert", "scale", "resize", "image_size", "color_mode",
                  "description", "accuracy", "examples", "low_confidence",
-                 "versions", "version_labels"}  # the last two: app.runtime.repository_layout
+                 "versions", "version_labels", "rollout"}  # the last three: repository_layout
         labels = data.get("labels")
         if labels is not None and (not isinstance(labels, list) or not labels
                                    or not all(isinstance(x, str) for x in labels)):

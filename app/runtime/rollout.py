@@ -22,6 +22,7 @@ from pathlib import Path
 
 from app import metrics
 from app.config import Settings
+from app.runtime.canary.control import RolloutControl
 from app.runtime.hidden_models import HiddenModels
 from app.runtime.inference import InferenceService
 from app.runtime.loading import ModelLoadError
@@ -45,6 +46,7 @@ class Rollout:
         self._failed: dict[tuple[str, int], tuple[int, int]] = {}
         self._disk = DiskModels(settings)
         self.hidden = HiddenModels(settings.H5SERVE_STATE_DIR)
+        self.trials = RolloutControl(repository, settings.H5SERVE_STATE_DIR)
         self._looking = threading.Lock()  # the watcher and a repository request, one at a time
 
     def start(self) -> None:
@@ -70,8 +72,9 @@ class Rollout:
                 log.exception("looking at MODEL_REPOSITORY failed; trying again")
 
     def sources(self) -> dict[str, ModelSource]:
-        """The models on disk (MODEL_PATH's one, or the repository's)."""
-        return self._disk.read()
+        """The models on disk (MODEL_PATH's one, or the repository's), each with the
+        versions its roll-out serves now."""
+        return self.trials.apply(self._disk.read())
 
     def set_unloaded(self, name: str, unloaded: bool) -> None:
         """A repository request: stop serving `name` (after its requests), or serve it
