@@ -139,7 +139,7 @@ def test_a_card_that_pins_the_wrong_scale_wins_and_the_check_names_the_fix(
     with card_with(trained["raw"], scale="unit"), pytest.raises(ModelLoadError) as info:
         make_app(trained["raw"], RUNTIME="tensorflow")
     message = str(info.value)
-    assert '"scale": "unit", "invert": false with only' in message
+    assert 'preprocessing chosen ("scale": "unit", "invert": false) gets only' in message
     assert 'put {"scale": "raw", "invert": false} in the model card (40/40 right)' in message
 
 
@@ -245,3 +245,11 @@ def test_mean_and_std_follow_the_scaling() -> None:
     assert got.ravel().tolist() == [1.0] * 3
     assert json.dumps(model_values(np.arange(3, dtype=np.uint8).reshape(1, 1, 1, 3), "raw",
                                    "bgr").ravel().tolist()) == "[2.0, 1.0, 0.0]"
+
+
+def test_inspect_shows_what_the_examples_beside_the_model_calibrated(make_app, trained) -> None:
+    app = make_app(trained["bgr"], RUNTIME="tensorflow")
+    result = app.test_cli_runner().invoke(args=["inspect", str(trained["bgr"])])
+    assert result.exit_code == 0, result.output
+    assert 'model.examples: preprocessing calibrated from 40 labelled examples: "scale": ' \
+           '"unit", "channels": "bgr", 40/40 right' in result.output

@@ -85,6 +85,8 @@ def _as_text(found: Inspection) -> str:
         f"{spec['model_input_shape']}, resize {spec['resize']}, invert {spec['invert']}",
         f"scale    {d['preprocessing']['scale']}: {d['preprocessing']['why']}",
         f"output   {d['output']}: {d['output_why']}",
+        *([f"examples {d['calibration']['folder']}: {d['calibration']['summary']}"]
+          if d["calibration"] else []),
         f"labels   {len(labels)} from {d['labels_from']}: {', '.join(labels[:12])}"
         + (", ..." if len(labels) > 12 else ""),
     ]

@@ -89,8 +89,9 @@ class Calibration:
         fix = (f'put {{{best.text(self.channels)}}} in the model card ({right}/{self.total} '
                "right)" if right >= self.needed else "no candidate fits: check the "
                "examples' labels and that they are the model's kind of image")
-        return (f"the examples fit {self.chosen.text(self.channels)} with only {self.right}/"
-                f"{self.total} right ({self.needed} needed); scores: {ranked}; {fix}")
+        return (f"the preprocessing chosen ({self.chosen.text(self.channels)}) gets only "
+                f"{self.right}/{self.total} right ({self.needed} needed); scores: {ranked}; "
+                f"{fix}")
 
     def describe(self) -> dict[str, Any]:
         return {"examples": self.total, "choice": self.chosen.card_keys(self.channels),
