@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from app.config import Settings
+from app.runtime.calibrated_load import Calibrated, calibrate_on_load
 from app.runtime.engines.choice import RuntimeRefused, Selection
 from app.runtime.engines.selection import select_runtime
 from app.runtime.engines.tensorflow_engine import tensorflow_engine, trace
-from app.runtime.loading import LoadedModel, ModelLoadError, load_keras_model
+from app.runtime.loading import LoadedModel, ModelLoadError, item_shape, load_keras_model
 from app.runtime.model_card import ModelCard, ModelCardError
-from app.runtime.output_head import check_softmax, infer_head
+from app.runtime.output_head import OUTPUT_NAMES, check_softmax, infer_head
 from app.runtime.preprocessing import Choice, infer_input_size, infer_scale
 from app.runtime.self_check import check_examples, decode_examples, labelled_examples
 from app.runtime.spec import (
@@ -56,6 +57,7 @@ class Classifier:
         self.choices: dict[str, Choice] = {}  # scaling and output kind, with their reasons
         self.load_seconds: float | None = None
         self.runtime: Selection | None = None
+        self.calibrated: Calibrated | None = None  # by a labelled examples folder
         self._loaded: LoadedModel | None = None
         self._forward: Any = None
 
@@ -95,10 +97,10 @@ class Classifier:
                 f"{len(model.outputs)} outputs; an image classifier has one of each")
         scale = (Choice(self.card.scale, "the model card says so") if self.card.scale
                  else infer_scale(model, self.path))
-        output_shape = _item_shape(model.outputs[0])
+        output_shape = item_shape(model.outputs[0])
         head = infer_head(model, output_shape[0] or 0 if len(output_shape) == 1 else 0)
         try:
-            self.image_spec = infer_image_spec(_item_shape(model.inputs[0]), self.card,
+            self.image_spec = infer_image_spec(item_shape(model.inputs[0]), self.card,
                                                scale.value, infer_input_size(model))
             self.output_spec = infer_output_spec(output_shape, self.card, head.value)
         except UnservableModel as exc:
@@ -113,6 +115,11 @@ class Classifier:
         head = check_softmax(warm[0], head)
         self.output_spec = replace(self.output_spec, kind=head.value)  # type: ignore[arg-type]
         self.choices = {"scale": scale, "output": head}
+        self.calibrated = calibrate_on_load(self.path, self.card, self.image_spec,
+                                            self.output_spec, forward, self.settings)
+        if self.calibrated:  # labelled examples beside the model: app.runtime.calibrated_load
+            self.card, self.image_spec, self.output_spec, scale = self.calibrated.applied
+            self.choices["scale"] = scale
         examples = labelled_examples(self.card, self._example_folders)
         self._check_examples(forward, examples)
         try:
@@ -169,11 +176,12 @@ class Classifier:
             "accuracy": self.card.accuracy,
             "low_confidence": self.card.low_confidence,
             "labels": list(self.output_spec.labels),
-            "output": _OUTPUT_NAMES[self.output_spec.kind],
+            "output": OUTPUT_NAMES[self.output_spec.kind],
             "output_why": self.choices["output"].reason,
             "preprocessing": {"scale": self.image_spec.scale,
                               "why": self.choices["scale"].reason},
             "labels_from": self.card.labels_from or "their indexes",
+            "calibration": self.calibrated.describe() if self.calibrated else None,
             "input": self.image_spec.describe(),
             "load_seconds": round(self.load_seconds or 0.0, 3),
             "runtime": self.runtime.describe() if self.runtime else None,
@@ -184,17 +192,3 @@ class Classifier:
                 "numpy": np.__version__,
             },
         }
-
-
-_OUTPUT_NAMES = {"softmax": "softmax", "binary": "sigmoid (binary)",
-                 "multilabel": "sigmoid (multi-label: independent scores)",
-                 "logits": "logits (softmax applied)"}
-
-
-def _item_shape(tensor: Any) -> tuple[int | None, ...]:
-    """Per-item shape of a Keras input/output tensor (Keras 3 and tf-keras alike)."""
-    dims = [None if d is None else int(d) for d in tuple(tensor.shape)]
-    if not dims:
-        raise ModelLoadError("the model's tensors have no batch axis")
-    return tuple(dims[1:])
-
