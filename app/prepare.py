@@ -42,7 +42,8 @@ def main(argv: list[str]) -> int:
     else:
         engine = reading.runtime.engine
         result = Prepared(
-            reading.image_spec, reading.output_spec, reading.choices, reading.input_name,
+            reading.card, reading.image_spec, reading.output_spec, reading.choices,
+            reading.calibrated, reading.input_name,
             engine.name, str(engine.artefact or ""), reading.runtime.reason,
             [record(c) for c in reading.runtime.candidates], reading.versions,
             round(time.monotonic() - started, 3)).to_json()

@@ -21,12 +21,16 @@ class Load:
     answers: list[tuple[float, int, str]] = field(default_factory=list)  # time, status, version
     failures: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    more: tuple[bytes, ...] = ()  # further images, posted in turn (a roll-out compares them)
 
     def client(self) -> None:
         session = requests.Session()
+        images = (self.image, *self.more)
+        sent = 0
         while not self.stop.is_set():
+            image, sent = images[sent % len(images)], sent + 1
             try:
-                response = session.post(self.url, files={"image": ("image.png", self.image)},
+                response = session.post(self.url, files={"image": ("image.png", image)},
                                         verify=self.cert, timeout=30)
             except requests.RequestException as exc:
                 self.failures.append(repr(exc))

@@ -54,7 +54,7 @@ def test_the_raw_model_scores_best_with_raw_pixels_and_the_card_says_so(
     assert code == 0, output
     found = json.loads(output[output.index("{"):])
     scores = {s["scale"]: s["right"] / s["total"] for s in found["scores"]}
-    assert set(scores) == {"unit", "symmetric", "raw"}  # no ImageNet scalings for grayscale
+    assert set(scores) == {"unit", "symmetric", "raw", "centered"}  # no ImageNet ones: gray
     assert found["best_scale"] == "raw" and scores["raw"] >= 0.5, scores
     assert scores["unit"] < scores["raw"] - 0.25, scores
     assert found["card"] == {"labels": LABELS, "scale": "raw"}

@@ -16,6 +16,7 @@ import yaml
 from servers import ROOT, VENV_BIN, free_port, stop, wait_ready
 
 from app.config import DEFAULT_MODEL_PATH
+from app.config.server import ServerSettings
 
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ["base", "overlays/ingress-nginx"]  # the Kubernetes-only ones (kserve: below)
@@ -107,7 +108,7 @@ def test_the_deployment_agrees_with_the_image_and_gunicorn() -> None:
                       "livenessProbe": "/healthz"}
     assert "/readyz" in (ROOT / "scripts" / "healthcheck.py").read_text()
     graceful = int(settings["GRACEFUL_TIMEOUT"])
-    assert 'os.environ.get("GRACEFUL_TIMEOUT", "30")' in (ROOT / "gunicorn.conf.py").read_text()
+    assert graceful == ServerSettings().GRACEFUL_TIMEOUT  # gunicorn's default, the same
     pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pod["terminationGracePeriodSeconds"] > graceful + pause
     hardening = container["securityContext"]

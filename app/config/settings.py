@@ -76,6 +76,11 @@ class Settings(EnvironmentSettings):
         "refuse", "at load, run the card's examples that name their label: `refuse` to serve a "
         "model that gets one wrong (the message names the scaling that gets all right), "
         "`warn`, or `off`")
+    CALIBRATE: str = variable(
+        "auto", "at load, a model's labelled examples folder (`models/<stem>.examples/<label>/`, "
+        "`models/<name>/examples/<label>/`) picks the preprocessing its card leaves open: "
+        "`auto`, or `off` to keep the default choice (the examples still check it, as "
+        "`SELF_CHECK` says) ([Calibration](models.md#calibration-from-labelled-examples))")
     RUNTIME: str = variable(
         "auto", "what runs each model's forward pass ([CPU runtimes]"
         "(models.md#cpu-runtimes-tensorflow-onnx-runtime-openvino)): `auto` converts it "

@@ -41,6 +41,7 @@ def validate(settings: Settings) -> None:
         raise ValueError(f"RUNTIME must be auto or one of {', '.join(RUNTIMES)}, "
                          f"got {settings.RUNTIME!r}")
     for name, allowed in (("RUNTIME_PRECISION", ("f32", "bf16")),
+                          ("CALIBRATE", ("auto", "off")),
                           ("RUNTIME_PARITY", ("refuse", "warn")),
                           ("EXPLAIN", ("lazy", "eager", "off"))):
         if getattr(settings, name) not in allowed:

@@ -20,7 +20,8 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup
 
-from app.runtime.inspection import Inspection, InspectionError, inspect_model
+from app.runtime.inspection import Inspection, inspect_model
+from app.runtime.labelled_folders import ExamplesError
 from app.runtime.loading import ModelLoadError
 
 
@@ -56,7 +57,7 @@ def inspect_command(model: Path, examples: Path | None, per_label: int, as_json:
     """Show how h5serve will serve MODEL and, given labelled images, check it."""
     try:
         found = inspect_model(model, examples, per_label)
-    except (ModelLoadError, InspectionError) as exc:
+    except (ModelLoadError, ExamplesError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(_as_dict(found), indent=2))
@@ -69,7 +70,8 @@ def _as_dict(found: Inspection) -> dict[str, object]:
             "scores": [{"scale": s.scale, "right": s.right, "total": s.total}
                        for s in found.scores],
             "best_scale": found.best.scale if found.best else None,
-            "skipped": found.skipped, "card_path": str(found.card_path), "card": found.card()}
+            "skipped": found.skipped, "card_path": str(found.card_path), "card": found.card(),
+            "labels_to_fill": found.labels_to_fill}
 
 
 def _as_text(found: Inspection) -> str:
@@ -83,6 +85,8 @@ def _as_text(found: Inspection) -> str:
         f"{spec['model_input_shape']}, resize {spec['resize']}, invert {spec['invert']}",
         f"scale    {d['preprocessing']['scale']}: {d['preprocessing']['why']}",
         f"output   {d['output']}: {d['output_why']}",
+        *([f"examples {d['calibration']['folder']}: {d['calibration']['summary']}"]
+          if d["calibration"] else []),
         f"labels   {len(labels)} from {d['labels_from']}: {', '.join(labels[:12])}"
         + (", ..." if len(labels) > 12 else ""),
     ]
@@ -99,4 +103,7 @@ def _as_text(found: Inspection) -> str:
             lines += [f"  the model scores better with scale {best.scale} than with "
                       f"{d['preprocessing']['scale']}: put the card below beside it"]
     lines += ["", f"card to copy ({found.card_path}):", json.dumps(found.card(), indent=2)]
+    if found.labels_to_fill:
+        lines += ['the model has only class indexes: replace "labels" with the class names, '
+                  "in the model's output order"]
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from app.runtime.engines.selection import CONVERTERS
 from app.runtime.loading import LoadedModel, ModelLoadError, load_keras_model
 from app.runtime.model_card import ModelCard, ModelCardError
 from app.runtime.offload import real_lock
+from app.runtime.output_head import OUTPUT_NAMES
 from app.runtime.prepared import Prepared, prepare, prepared_key, settings_overrides
 from app.runtime.preprocessing import Choice
 from app.runtime.reading import read_model
@@ -56,6 +57,7 @@ class Classifier:
         self.load_seconds: float | None = None
         self.runtime: Selection | None = None
         self.versions: dict[str, str | None] = {}  # the libraries that read it
+        self.calibrated: dict[str, Any] | None = None  # by a labelled examples folder
         self._input_name = "input"
         self._loaded: LoadedModel | None = None
         self._keras_lock = real_lock()  # explanations read Keras in real threads
@@ -124,6 +126,7 @@ class Classifier:
 
     def _serve(self, prepared: Prepared) -> None:
         """Serve a prepared model: its runtime's artefact, nothing of TensorFlow."""
+        self.card, self.calibrated = prepared.card, prepared.calibrated
         self.image_spec, self.output_spec = prepared.image_spec, prepared.output_spec
         self.choices, self.versions = prepared.choices, prepared.versions
         self._input_name = prepared.input_name
@@ -144,7 +147,8 @@ class Classifier:
         """Read the model here, with TensorFlow (app.runtime.reading); the card is read."""
         assert self.card is not None
         reading = read_model(self.path, self.card, examples, self.settings)
-        self._loaded, self.runtime = reading.loaded, reading.runtime
+        self._loaded, self.runtime, self.card = reading.loaded, reading.runtime, reading.card
+        self.calibrated = reading.calibrated
         self.image_spec, self.output_spec = reading.image_spec, reading.output_spec
         self.choices, self.versions = reading.choices, reading.versions
         self._input_name = reading.input_name
@@ -167,18 +171,14 @@ class Classifier:
             "accuracy": self.card.accuracy,
             "low_confidence": self.card.low_confidence,
             "labels": list(self.output_spec.labels),
-            "output": _OUTPUT_NAMES[self.output_spec.kind],
+            "output": OUTPUT_NAMES[self.output_spec.kind],
             "output_why": self.choices["output"].reason,
             "preprocessing": {"scale": self.image_spec.scale,
                               "why": self.choices["scale"].reason},
             "labels_from": self.card.labels_from or "their indexes",
+            "calibration": self.calibrated,
             "input": self.image_spec.describe(),
             "load_seconds": round(self.load_seconds or 0.0, 3),
             "runtime": self.runtime.describe() if self.runtime else None,
             "versions": {**self.versions, "numpy": np.__version__},
         }
-
-
-_OUTPUT_NAMES = {"softmax": "softmax", "binary": "sigmoid (binary)",
-                 "multilabel": "sigmoid (multi-label: independent scores)",
-                 "logits": "logits (softmax applied)"}

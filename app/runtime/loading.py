@@ -5,11 +5,13 @@ whose first `Dense` carries `batch_input_shape: [null, 784]` loads with input sh
 `(None, None, 784)` and rejects a `(1, 784)` batch. `tf-keras` is Keras 2 itself, so
 files whose `keras_version` attribute says 2.x (or says nothing: Keras 1/2 era) are
 loaded with it, and Keras 3 files with Keras 3. Choosing by the writer's version, not
-by trial and error, keeps the loaded graph identical to the one that was saved.
+by trial and error, keeps the loaded graph identical to the one that was saved; only a
+file the chosen Keras cannot read at all is tried with the other (the log says why).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ class LoadedModel:
     library: str  # "keras" or "tf_keras"
     library_version: str
     written_by: str  # Keras version recorded in the file, "" when absent
+    first_failure: str = ""  # why the Keras chosen first could not read it, if it could not
 
 
 def read_keras_version(path: Path) -> str:
@@ -69,16 +72,39 @@ def load_keras_model(path: Path) -> LoadedModel:
         written_by = read_keras_version(path)
         use_legacy = not written_by.startswith("3.")
     import_tensorflow()  # both Keras import it; this way without its start-up notices
-    if use_legacy:
-        import tf_keras as library
-    else:
-        import keras as library
+    names = ("tf_keras", "keras") if use_legacy else ("keras", "tf_keras")
+    first = importlib.import_module(names[0])  # the other only if needed: it costs memory
     log.info("loading %s (written by Keras %s) with %s %s", path, written_by or "unknown",
-             library.__name__, library.__version__)
+             first.__name__, first.__version__)
+    try:
+        model, library, why = first.models.load_model(path, compile=False), first, ""
+    except Exception as exc:  # Keras raises many types for a bad file; all mean "cannot serve"
+        why = f"{first.__name__} could not load {path}: {type(exc).__name__}: {exc}"
+        if path.suffix == ".keras":  # Keras 3's own format: tf_keras cannot read it
+            raise ModelLoadError(why) from exc
+        library = importlib.import_module(names[1])
+        model = _second_try(library, path, why)
+    return LoadedModel(model=model, library=library.__name__,
+                       library_version=library.__version__, written_by=written_by,
+                       first_failure=why)
+
+
+def _second_try(library: Any, path: Path, why: str) -> Any:
+    """Some Keras 2.2.4 files load only in tf-keras, some Keras 3 `.h5` files only in
+    Keras 3, whatever the file says about its writer: the other Keras gets a turn."""
     try:
         model = library.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad file; all mean "cannot serve"
-        raise ModelLoadError(f"{library.__name__} could not load {path}: "
+    except Exception as exc:
+        raise ModelLoadError(f"{why}; {library.__name__} could not either: "
                              f"{type(exc).__name__}: {exc}") from exc
-    return LoadedModel(model=model, library=library.__name__,
-                       library_version=library.__version__, written_by=written_by)
+    log.warning("loaded %s with %s %s, after %s", path, library.__name__,
+                library.__version__, why)
+    return model
+
+
+def item_shape(tensor: Any) -> tuple[int | None, ...]:
+    """Per-item shape of a Keras input/output tensor (Keras 3 and tf-keras alike)."""
+    dims = [None if d is None else int(d) for d in tuple(tensor.shape)]
+    if not dims:
+        raise ModelLoadError("the model's tensors have no batch axis")
+    return tuple(dims[1:])

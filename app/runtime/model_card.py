@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from app.runtime.model_file import archive_class_names
+from app.runtime.pixel_math import parse_pixel_keys
 
-Scale = Literal["unit", "symmetric", "raw", "caffe", "torch"]
+Scale = Literal["unit", "symmetric", "raw", "centered", "caffe", "torch"]
 Invert = Literal[True, False, "auto"]
 ColorMode = Literal["grayscale", "rgb"]
 
-SCALES: tuple[str, ...] = ("unit", "symmetric", "raw", "caffe", "torch")
+SCALES: tuple[str, ...] = ("unit", "symmetric", "raw", "centered", "caffe", "torch")
+# Keys that say how pixels are prepared: those a card sets are never calibrated away.
+PIXEL_KEYS = ("scale", "invert", "channels", "mean", "std")
 RESIZE_METHODS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 
 
@@ -54,6 +57,10 @@ class ModelCard:
     examples: tuple[Example, ...] = ()
     low_confidence: float = 0.6
     labels_from: str = ""  # where the labels came from, for /model and the log
+    channels: str | None = None  # "rgb" or "bgr"; these three: app.runtime.pixel_math
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    pinned: frozenset[str] = frozenset()  # the PIXEL_KEYS the card sets
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -92,8 +99,8 @@ class ModelCard:
             return ModelCardError(f"{source}: {key!r} must be {expected}, got {data[key]!r}")
 
         known = {"name", "labels", "invert", "scale", "resize", "image_size", "color_mode",
-                 "description", "accuracy", "examples", "low_confidence",
-                 "versions", "version_labels"}  # the last two: app.runtime.repository_layout
+                 "description", "accuracy", "examples", "low_confidence", *PIXEL_KEYS,
+                 "versions", "version_labels", "rollout"}  # the last three: repository_layout
         labels = data.get("labels")
         if labels is not None and (not isinstance(labels, list) or not labels
                                    or not all(isinstance(x, str) for x in labels)):
@@ -127,6 +134,7 @@ class ModelCard:
         if isinstance(low_confidence, bool) or not isinstance(low_confidence, (int, float)) \
                 or not 0 <= low_confidence <= 1:
             raise fail("low_confidence", "a probability from 0 to 1")
+        pixels = parse_pixel_keys(data, fail)
         return cls(
             name=str(data.get("name") or default_name),
             labels=labels,
@@ -141,6 +149,8 @@ class ModelCard:
             examples=tuple(Example(x) if isinstance(x, str) else Example(x["file"], x.get("label"))
                            for x in examples),
             low_confidence=float(low_confidence),
+            **pixels,
+            pinned=frozenset(k for k in PIXEL_KEYS if data.get(k) is not None),
             extra={k: v for k, v in data.items() if k not in known},
         )
 

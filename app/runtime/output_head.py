@@ -52,3 +52,8 @@ def _last_activation(model: Any) -> str | None:
     name = getattr(activation, "__name__", None) or (activation if isinstance(activation, str)
                                                      else None)
     return str(name).lower() if name else None
+
+
+OUTPUT_NAMES = {"softmax": "softmax", "binary": "sigmoid (binary)",
+                "multilabel": "sigmoid (multi-label: independent scores)",
+                "logits": "logits (softmax applied)"}  # as GET /model says each kind

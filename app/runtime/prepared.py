@@ -25,8 +25,9 @@ from typing import Any
 
 from app.config import Settings
 from app.runtime.engines.cache import cache_entry, file_digest
+from app.runtime.labelled_folders import examples_folder
 from app.runtime.loading import ModelLoadError
-from app.runtime.model_card import ModelCard
+from app.runtime.model_card import Example, ModelCard
 from app.runtime.offload import run_process
 from app.runtime.preprocessing import Choice
 from app.runtime.self_check import LabelledExample
@@ -35,8 +36,8 @@ from app.runtime.spec import ImageSpec, OutputSpec
 log = logging.getLogger(__name__)
 FILE = "prepared.json"
 # Settings that change what preparing finds (the rest, ports and logs, do not).
-_DECIDING = ("SELF_CHECK", "RUNTIME", "RUNTIME_PRECISION", "RUNTIME_PARITY", "MAX_BATCH_SIZE",
-             "RUNTIME_TIMING_SECONDS", "MAX_IMAGE_PIXELS")
+_DECIDING = ("SELF_CHECK", "CALIBRATE", "RUNTIME", "RUNTIME_PRECISION", "RUNTIME_PARITY",
+             "MAX_BATCH_SIZE", "RUNTIME_TIMING_SECONDS", "MAX_IMAGE_PIXELS")
 _LIBRARIES = ("tensorflow", "keras", "tf_keras", "onnxruntime", "tf2onnx", "onnx", "openvino")
 
 
@@ -44,9 +45,11 @@ _LIBRARIES = ("tensorflow", "keras", "tf_keras", "onnxruntime", "tf2onnx", "onnx
 class Prepared:
     """What a worker needs to serve a model without reading it with TensorFlow."""
 
+    card: ModelCard  # as applied (a labelled examples folder may change it)
     image_spec: ImageSpec
     output_spec: OutputSpec
     choices: dict[str, Choice]
+    calibrated: dict[str, Any] | None  # what a labelled examples folder found
     input_name: str
     runtime: str  # the runtime that serves it
     artefact: str  # that runtime's converted model ("" for tensorflow)
@@ -56,17 +59,26 @@ class Prepared:
     seconds: float  # how long preparing took
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        return json.dumps(asdict(self), indent=1, default=sorted)  # sets: the card's pinned
 
     @classmethod
     def from_json(cls, text: str) -> Prepared:
         stored = json.loads(text)
         if "error" in stored:
             raise ModelLoadError(stored["error"])
-        output = stored["output_spec"]
-        return cls(**{**stored, "image_spec": ImageSpec(**stored["image_spec"]),
+        output, card = stored["output_spec"], stored["card"]
+        return cls(**{**stored, "image_spec": ImageSpec(**_frozen(stored["image_spec"])),
+                      "card": ModelCard(**{**_frozen(card), "labels": card["labels"],
+                                           "examples": tuple(Example(**e) for e in
+                                                             card["examples"]),
+                                           "pinned": frozenset(card["pinned"])}),
                       "output_spec": OutputSpec(tuple(output["labels"]), output["kind"]),
                       "choices": {k: Choice(**c) for k, c in stored["choices"].items()}})
+
+
+def _frozen(fields: dict[str, Any]) -> dict[str, Any]:
+    """JSON's lists back to the tuples frozen dataclasses hold (sizes, means, stds)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
 
 
 def failure(message: str) -> str:
@@ -76,13 +88,18 @@ def failure(message: str) -> str:
 
 def prepared_key(path: Path, card: ModelCard, examples: list[LabelledExample],
                  settings: Settings) -> str:
-    """What decides the result: the file, the card as read, the examples' bytes, the
-    deciding settings and the libraries' versions (read without importing them)."""
+    """What decides the result: the file, the card as read, its examples' bytes, the
+    labelled examples folder's files, the deciding settings and the libraries' versions
+    (read without importing them)."""
     digest = file_digest(path)
     digest.update(repr(card).encode())
     for example in examples:
         digest.update(f"|{example.file}|{example.label}|".encode())
         digest.update(hashlib.sha256(example.data).digest())
+    folder = examples_folder(path)  # the labelled examples that calibrate it
+    for file in sorted(folder.rglob("*")) if folder else ():
+        stat = file.stat()
+        digest.update(f"|{file.relative_to(folder)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     digest.update(repr([getattr(settings, name) for name in _DECIDING]).encode())
     digest.update(repr([_version(name) for name in _LIBRARIES]).encode())
     return digest.hexdigest()[:32]

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from app.config import Settings
+from app.runtime.calibrated_load import calibrate_on_load
 from app.runtime.engines.choice import RuntimeRefused, Selection
 from app.runtime.engines.selection import select_runtime
 from app.runtime.engines.tensorflow_engine import tensorflow_engine, trace
-from app.runtime.loading import LoadedModel, ModelLoadError, load_keras_model
+from app.runtime.loading import LoadedModel, ModelLoadError, item_shape, load_keras_model
 from app.runtime.model_card import ModelCard
 from app.runtime.output_head import check_softmax, infer_head
 from app.runtime.preprocessing import Choice, infer_input_size, infer_scale
@@ -45,9 +46,11 @@ class Reading:
     """A model read with TensorFlow, ready to serve."""
 
     loaded: LoadedModel
+    card: ModelCard  # as applied (a labelled examples folder may give labels, scaling)
     image_spec: ImageSpec
     output_spec: OutputSpec
     choices: dict[str, Choice]  # scaling and output kind, with their reasons
+    calibrated: dict[str, Any] | None  # what a labelled examples folder found
     runtime: Selection
     input_name: str  # as protocol clients address it
     versions: dict[str, str | None]  # the libraries that read it
@@ -65,10 +68,10 @@ def read_model(path: Path, card: ModelCard, examples: list[LabelledExample],
             f"{len(model.outputs)} outputs; an image classifier has one of each")
     scale = (Choice(card.scale, "the model card says so") if card.scale
              else infer_scale(model, path))
-    output_shape = _item_shape(model.outputs[0])
+    output_shape = item_shape(model.outputs[0])
     head = infer_head(model, output_shape[0] or 0 if len(output_shape) == 1 else 0)
     try:
-        image_spec = infer_image_spec(_item_shape(model.inputs[0]), card, scale.value,
+        image_spec = infer_image_spec(item_shape(model.inputs[0]), card, scale.value,
                                       infer_input_size(model))
         output_spec = infer_output_spec(output_shape, card, head.value)
     except UnservableModel as exc:
@@ -81,6 +84,9 @@ def read_model(path: Path, card: ModelCard, examples: list[LabelledExample],
         raise ModelLoadError(f"{path}: warm-up inference gave no finite output")
     head = check_softmax(warm[0], head)
     output_spec = replace(output_spec, kind=head.value)  # type: ignore[arg-type]
+    calibrated = calibrate_on_load(path, card, image_spec, output_spec, forward, settings)
+    if calibrated:  # labelled examples beside the model: app.runtime.calibrated_load
+        card, image_spec, output_spec, scale = calibrated.applied
     _check_examples(path, forward, image_spec, output_spec, examples, settings)
     try:
         runtime = select_runtime(traced, keras_engine, output_spec.probabilities, image_spec,
@@ -90,10 +96,10 @@ def read_model(path: Path, card: ModelCard, examples: list[LabelledExample],
     import tensorflow as tf
 
     name = str(getattr(model.inputs[0], "name", "")).split(":")[0] or "input"
-    return Reading(loaded, image_spec, output_spec, {"scale": scale, "output": head}, runtime,
-                   name, {"keras_library": f"{loaded.library} {loaded.library_version}",
-                          "written_by_keras": loaded.written_by or None,
-                          "tensorflow": tf.__version__})
+    return Reading(loaded, card, image_spec, output_spec, {"scale": scale, "output": head},
+                   calibrated.describe() if calibrated else None, runtime, name,
+                   {"keras_library": f"{loaded.library} {loaded.library_version}",
+                    "written_by_keras": loaded.written_by or None, "tensorflow": tf.__version__})
 
 
 def _check_examples(path: Path, forward: Any, spec: ImageSpec, output: OutputSpec,
@@ -113,11 +119,3 @@ def _check_examples(path: Path, forward: Any, spec: ImageSpec, output: OutputSpe
     else:
         raise ModelLoadError(f"{path}: {result.message()}; not served "
                              "(SELF_CHECK=warn serves it anyway)")
-
-
-def _item_shape(tensor: Any) -> tuple[int | None, ...]:
-    """Per-item shape of a Keras input/output tensor (Keras 3 and tf-keras alike)."""
-    dims = [None if d is None else int(d) for d in tuple(tensor.shape)]
-    if not dims:
-        raise ModelLoadError("the model's tensors have no batch axis")
-    return tuple(dims[1:])

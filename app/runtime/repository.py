@@ -94,9 +94,11 @@ class ModelRepository:
         return service
 
     def acquire(self, name: str | None = None, version: int | None = None,
-                label: str | None = None) -> InferenceService:
-        """The version a request asked for (default: the default model's latest), held
-        until `release`. Raises UnknownModel naming what is served."""
+                label: str | None = None,
+                route: Callable[[ServedModel], int | None] | None = None) -> InferenceService:
+        """The version a request asked for (default: the version `route` picks from the
+        served ones, else the latest), held until `release`. Raises UnknownModel naming
+        what is served."""
         name = name or self.default_name
         with self._lock:
             model = self._table.get(name or "")
@@ -107,6 +109,8 @@ class ModelRepository:
                     raise UnknownModel(f"unknown version label {label!r} of model {name!r}; "
                                        f"labels: {', '.join(model.labels) or 'none'}")
                 version = model.labels[label]
+            elif version is None and route is not None:  # in the lock: it stays served
+                version = route(model)
             service = model.latest if version is None else model.versions.get(version)
             if service is None:
                 raise UnknownModel(f"unknown model {name!r} version {version}; "

@@ -7,8 +7,9 @@
 A version's own card beside its file wins over the model-level one. The model-level card
 may say which versions to serve (`"versions"`: "latest", "all", {"latest": N} or
 {"specific": [1, 3]}; default the latest one) and name some (`"version_labels"`:
-{"stable": 1, "canary": 2}). Reading the layout imports nothing heavy, so the gunicorn
-master can check it before forking.
+{"stable": 1, "canary": 2}) and put one on trial (`"rollout"`, app.runtime.canary).
+Reading the layout imports nothing heavy, so the gunicorn master can check it before
+forking.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.runtime.canary.policy import PolicyError, RolloutPolicy
 from app.runtime.model_card import ModelCardError, read_card_file
 from app.runtime.model_file import ModelFileError, check_model_file
 
@@ -73,6 +75,7 @@ class ModelSource:
     policy: VersionPolicy = VersionPolicy()
     version_labels: dict[str, int] = field(default_factory=dict)
     shared_card: Path | None = None
+    rollout: RolloutPolicy | None = None
 
     def wanted(self) -> dict[int, Path]:
         """The versions the policy serves, with their files."""
@@ -137,11 +140,12 @@ def _model_folder(folder: Path) -> ModelSource | None:
     card = folder / f"{name}.json"
     try:
         data = read_card_file(card) if card.is_file() else {}
-    except ModelCardError as exc:
+        rollout = RolloutPolicy.parse(data.get("rollout"), str(card))
+    except (ModelCardError, PolicyError) as exc:
         raise LayoutError(str(exc)) from None
     return ModelSource(name, files, VersionPolicy.parse(data.get("versions"), str(card)),
                        _version_labels(data.get("version_labels"), str(card)),
-                       card if card.is_file() else None)
+                       card if card.is_file() else None, rollout)
 
 
 def _checked_name(name: str, where: Path) -> str:

@@ -1,18 +1,16 @@
 """Keep the served table in step with the models on disk: look, load, switch, unload.
 
-Each worker looks every MODEL_POLL_SECONDS on its own (not on SIGHUP: sent to gunicorn's
-master it restarts every worker). A new version is loaded and warmed in a real thread
-while the old one keeps serving, and traffic switches only once it is ready. A file
-must look the same twice in a row (size and mtime) before it is loaded, so a copy in
-progress is never read half-written; every file is looked at each time, so one that sat
-on disk unchanged (the previous version, when the newest is deleted) loads at once. A
-version that fails to load, or fails its card's self-check, is refused with one log line
-and a metric. What was served stays served until the policy's versions are ready, even a
-version whose files were deleted (it is in memory). Policies and labels are read at each
-look, and a change to either is published at once. MAX_MODELS counts the versions the
-new table serves; one being replaced is held beside its replacement only until drained.
+Each worker looks every MODEL_POLL_SECONDS on its own (SIGHUP to gunicorn's master would
+restart every worker). A new version is loaded and warmed in a real thread while the old
+one serves; traffic switches once it is ready. A file must look the same twice in a row
+(size and mtime) before it is loaded, so a copy in progress is never read half-written;
+one that sat on disk unchanged (the previous version, when the newest is deleted) loads
+at once. A version that fails to load or its self-check, or gets fewer of its model's
+labelled examples right than the one it replaces, is refused with a log line and a
+metric. What was served stays served until the policy's versions are ready, even with
+its files deleted. Policies and labels are read, and changes published, at each look.
+MAX_MODELS counts the versions the new table serves (one being replaced only drains).
 """
-
 from __future__ import annotations
 
 import logging
@@ -22,6 +20,8 @@ from pathlib import Path
 
 from app import metrics
 from app.config import Settings
+from app.runtime.calibrated_load import scores_worse
+from app.runtime.canary.control import RolloutControl
 from app.runtime.hidden_models import HiddenModels
 from app.runtime.inference import InferenceService
 from app.runtime.loading import ModelLoadError
@@ -45,6 +45,7 @@ class Rollout:
         self._failed: dict[tuple[str, int], tuple[int, int]] = {}
         self._disk = DiskModels(settings)
         self.hidden = HiddenModels(settings.H5SERVE_STATE_DIR)
+        self.trials = RolloutControl(repository, settings.H5SERVE_STATE_DIR)
         self._looking = threading.Lock()  # the watcher and a repository request, one at a time
 
     def start(self) -> None:
@@ -70,8 +71,9 @@ class Rollout:
                 log.exception("looking at MODEL_REPOSITORY failed; trying again")
 
     def sources(self) -> dict[str, ModelSource]:
-        """The models on disk (MODEL_PATH's one, or the repository's)."""
-        return self._disk.read()
+        """The models on disk (MODEL_PATH's one, or the repository's), each with the
+        versions its roll-out serves now."""
+        return self.trials.apply(self._disk.read())
 
     def set_unloaded(self, name: str, unloaded: bool) -> None:
         """A repository request: stop serving `name` (after its requests), or serve it
@@ -161,6 +163,13 @@ class Rollout:
             message = str(exc) if isinstance(exc, ModelLoadError) else \
                 f"{path}: {type(exc).__name__}: {exc}"
             return self._refuse(key, message, served, self._seen.get(key))
+        older = [v for v in served if v < version]  # its model's examples: it regressed?
+        worse = older and scores_worse(service.classifier.calibrated,
+                                       served[max(older)].classifier.calibrated)
+        if worse:
+            service.close()
+            metrics.record_unload(name, version)
+            return self._refuse(key, worse, served, self._seen.get(key))
         self.repository.states[key] = VersionState("AVAILABLE")
         return service
 

@@ -73,7 +73,7 @@ def check_examples(predict: Predict, spec: ImageSpec, labels: tuple[str, ...],
 
 def candidate_scales(spec: ImageSpec) -> list[str]:
     """The scalings worth trying: the ImageNet ones only for RGB models."""
-    return [s for s in SCALES if s in ("unit", "symmetric", "raw") or spec.channels == 3]
+    return [s for s in SCALES if s not in ("caffe", "torch") or spec.channels == 3]
 
 
 def decode_examples(examples: list[LabelledExample], spec: ImageSpec) -> np.ndarray:

@@ -16,15 +16,11 @@ from typing import Literal
 import numpy as np
 
 from app.runtime.model_card import ModelCard
+from app.runtime.pixel_math import base_scale, model_values
 
 Layout = Literal["hwc", "chw", "hw", "flat"]
 Shape = tuple[int | None, ...]
 OutputKind = Literal["softmax", "binary", "multilabel", "logits"]
-
-_IMAGENET_BGR_MEANS = np.array([103.939, 116.779, 123.68], np.float32)
-_IMAGENET_MEANS = np.array([0.485, 0.456, 0.406], np.float32)
-_IMAGENET_STDS = np.array([0.229, 0.224, 0.225], np.float32)
-
 
 class UnservableModel(ValueError):
     """The model's shapes are not those of an image classifier we can serve."""
@@ -41,6 +37,9 @@ class ImageSpec:
     scale: str = "unit"
     invert: bool | str = False
     resize: str = "bilinear"
+    channel_order: str = "rgb"  # the rest: app.runtime.pixel_math
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
     @property
     def pixel_shape(self) -> tuple[int, int, int]:
@@ -59,16 +58,7 @@ class ImageSpec:
 
     def to_model_input(self, pixels: np.ndarray) -> np.ndarray:
         """Turn a (N, H, W, C) batch of 0-255 pixel values into the model's float32 input."""
-        x = pixels.astype(np.float32, copy=False)
-        if self.scale == "unit":
-            x = x * np.float32(1 / 255)
-        elif self.scale == "symmetric":
-            x = x * np.float32(2 / 255) - np.float32(1)
-        elif self.scale == "caffe":  # keras.applications "caffe": BGR, ImageNet means off
-            x = x[..., ::-1] - _IMAGENET_BGR_MEANS[-x.shape[-1]:]
-        elif self.scale == "torch":  # keras.applications "torch": ImageNet mean and std
-            x = (x * np.float32(1 / 255) - _IMAGENET_MEANS[:x.shape[-1]]) \
-                / _IMAGENET_STDS[:x.shape[-1]]
+        x = model_values(pixels, self.scale, self.channel_order, self.mean, self.std)
         if self.layout == "chw":
             x = x.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(x.reshape((len(x), *self.model_shape)))
@@ -86,6 +76,7 @@ class ImageSpec:
             "color_mode": self.color_mode, "layout": self.layout,
             "model_input_shape": [None, *self.model_shape],
             "scale": self.scale, "invert": self.invert, "resize": self.resize,
+            "channel_order": self.channel_order, "mean": self.mean, "std": self.std,
         }
 
 
@@ -138,8 +129,15 @@ def infer_image_spec(shape: Shape, card: ModelCard, scale: str = "unit",
         raise UnservableModel(
             f"model card color_mode {card.color_mode!r} contradicts the model's "
             f"input shape {_fmt(shape)}")
+    for key, stats in (("mean", card.mean), ("std", card.std)):
+        if stats is not None and len(stats) not in (1, channels):
+            raise UnservableModel(f"model card {key} has {len(stats)} values; the model's "
+                                  f"images have {channels} channel(s)")
+    if card.mean is not None or card.std is not None:
+        scale = base_scale(card.mean)  # the card's statistics say what they were measured on
     return ImageSpec(height=height, width=width, channels=channels, layout=layout,
-                     scale=card.scale or scale, invert=card.invert, resize=card.resize)
+                     scale=card.scale or scale, invert=card.invert, resize=card.resize,
+                     channel_order=card.channels or "rgb", mean=card.mean, std=card.std)
 
 
 def _layout_of(shape: Shape, card: ModelCard) -> tuple[Layout, int | None, int | None, int]:

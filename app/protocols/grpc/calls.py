@@ -3,12 +3,15 @@
 A gRPC request takes the same path as an HTTP one: a Call holds the model version it
 leased until the answer is built and records it in the request metrics (`endpoint` the
 method's full name, `method` and `protocol` "grpc", `status` the one the same answer gets
-over HTTP, so the alert rules hold for every door). The runtime's error kinds become
-status codes from one table, with their messages; anything else is INTERNAL, logged.
+over HTTP, so the alert rules hold for every door); a canary routes it by its API key
+(as a digest), else its `x-client-id` metadata, else its peer's address. The runtime's
+error kinds become status codes from one table, with their messages; anything else is
+INTERNAL, logged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -48,10 +51,20 @@ def status_of(error: Exception) -> tuple[grpc.StatusCode, str, int]:
     return grpc.StatusCode.INTERNAL, "internal error: the details are in the server log", 500
 
 
+def client(context: grpc.ServicerContext) -> str:
+    """Who asks: the key's digest (never the key), else x-client-id, else the address."""
+    metadata = {k.lower(): v for k, v in context.invocation_metadata() or ()}
+    key = metadata.get("authorization") or metadata.get("x-api-key")
+    if key:
+        return "key:" + hashlib.sha256(str(key).encode()).hexdigest()[:16]
+    given = metadata.get("x-client-id", "")
+    return f"id:{given}" if given else f"addr:{context.peer().rsplit(':', 1)[0]}"
+
+
 def answer(plane: DataPlane, method: str, context: grpc.ServicerContext,
            handler: Callable[[Call], T]) -> T:
     """Run one call in its own Call: errors become its status; it is counted once."""
-    call = plane.call()
+    call = plane.call(lambda: client(context))
     status = 200
     try:
         return handler(call)

@@ -5,7 +5,8 @@ such state). Every request gets a Call (app.runtime.dataplane.calls) before anyt
 may refuse it: a route's first `inference(...)` leases the version its URL asks for and
 holds it until the request ends, and the Call records the request in the metrics once.
 Every response that used a model names it in `X-Model-Name` and `X-Model-Version` (the
-seed routes' JSON stays as is).
+seed routes' JSON stays as is). A model's canary routes each client the same way: by its
+API key's caller, else its `X-Client-Id` header, else its address.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def install(app: Flask) -> None:
 
     @app.before_request
     def _open() -> None:
-        g.h5serve_call = dataplane().call()
+        g.h5serve_call = dataplane().call(client)
 
     @app.after_request
     def _answered(response: Response) -> Response:
@@ -40,6 +41,16 @@ def install(app: Flask) -> None:
         held = g.pop("h5serve_call", None)
         if held is not None:
             held.release()
+
+
+def client() -> str:
+    """Who asks, for a canary's sticky routing (read when a request is routed: after
+    the API key is checked)."""
+    caller = g.get("caller")
+    if caller is not None:
+        return f"key:{caller.name}"
+    given = request.headers.get("X-Client-Id", "")
+    return f"id:{given}" if given else f"addr:{request.remote_addr or ''}"
 
 
 def serve(app: Flask, plane: DataPlane) -> None:

@@ -87,8 +87,11 @@ def readyz() -> Response:
 @bp.get("/models/<name>")
 @bp.get("/models/<name>/versions/<version>")
 def model_info(name: str | None = None, version: str | None = None) -> Response:
-    """Name, version, input spec, labels, preprocessing and library versions."""
-    return jsonify(inference(name, version).classifier.describe())
+    """Name, version, input spec, labels, preprocessing and library versions; for a
+    model on a roll-out, its state and evidence too."""
+    description = inference(name, version).classifier.describe()
+    rollout = dataplane().rollout_status(description["name"])
+    return jsonify({**description, "rollout": rollout} if rollout else description)
 
 
 @bp.get("/models")

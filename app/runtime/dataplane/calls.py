@@ -1,29 +1,37 @@
 """One request's life in the data plane: its lease on a model version and its metrics.
 
 A door opens a Call when a request arrives and ends it when the answer is sent. The
-first `lease` picks the version the request asked for and holds it until the end, so a
-version being replaced is unloaded only after the requests it started are answered;
-`end` records the request in the metrics, for every door alike, and lets go.
+first `lease` picks the version the request asked for (one naming none goes where the
+model's roll-out routes its client) and holds it until the end, so a version being
+replaced is unloaded only after the requests it started are answered; `end` records the
+request in the metrics, for every door alike, and lets go.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from app import metrics
 from app.runtime.errors import UnknownModel
 from app.runtime.inference import InferenceService
-from app.runtime.repository import ModelRepository
+from app.runtime.repository import ModelRepository, ServedModel
+
+Router = Callable[[ServedModel, str], int | None]  # (served model, client) -> version
 
 
 class Call:
     """A request from its first look at a model to its answer."""
 
-    def __init__(self, models: ModelRepository) -> None:
+    def __init__(self, models: ModelRepository, client: Callable[[], str] = str,
+                 router: Router | None = None) -> None:
         self._models = models
         self._started = time.perf_counter()
         self._held = False
+        self._client = client  # who asks (asked only when routing): sticky canary routing
+        self._router = router
         self.served: InferenceService | None = None  # names the answer's model and version
+        self.routed = False  # the version was the roll-out's choice, not the request's
 
     def lease(self, name: str | None = None, version: int | str | None = None,
               label: str | None = None) -> InferenceService:
@@ -31,9 +39,12 @@ class Call:
         on the first call and held until `end`; UnknownModel (a 404) for a model, version
         or label that is not served."""
         if self.served is None:
-            self.served = self._models.acquire(name or None,
-                                               version_number(name, version or None),
-                                               label or None)
+            number = version_number(name, version or None)
+            router, client = self._router, self._client
+            self.routed = router is not None and number is None and not label
+            self.served = self._models.acquire(
+                name or None, number, label or None,
+                (lambda model: router(model, client())) if self.routed else None)  # type: ignore[misc]
             self._held = True
         return self.served
 

@@ -2,12 +2,18 @@
 the model repository, on the worker's ModelRepository and its Rollout.
 
 A door calls these inside a Call (app.runtime.dataplane.calls), which holds the model
-version the request leased; errors are the runtime's kinds (app.runtime.errors).
+version the request leased; errors are the runtime's kinds (app.runtime.errors). Answers
+to requests that named no version feed the model's roll-out (app.runtime.canary).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 from app.config import VERSION
+from app.runtime.canary.rules import PROMOTE, ROLL_BACK
 from app.runtime.dataplane.batches import model_batch, outputs
 from app.runtime.dataplane.calls import Call, version_number
 from app.runtime.dataplane.types import (
@@ -20,7 +26,7 @@ from app.runtime.dataplane.types import (
     ServerMetadata,
     TensorMetadata,
 )
-from app.runtime.errors import Forbidden, InvalidInput, UnknownModel
+from app.runtime.errors import Forbidden, InvalidInput, Overloaded, ServingError, UnknownModel
 from app.runtime.explain import Explanation
 from app.runtime.repository import ModelRepository, VersionState
 from app.runtime.rollout import Rollout
@@ -36,9 +42,10 @@ class DataPlane:
         self.models = models
         self.rollout = rollout
 
-    def call(self) -> Call:
-        """A new request's Call: its lease and its metrics."""
-        return Call(self.models)
+    def call(self, client: Callable[[], str] = str) -> Call:
+        """A new request's Call: its lease and its metrics. `client` says who asks (the
+        API key's caller, else X-Client-Id, else the address): a canary sticks to it."""
+        return Call(self.models, client, self.rollout.trials.route)
 
     @property
     def max_rows(self) -> int:
@@ -52,8 +59,19 @@ class DataPlane:
         """Decode and preprocess the inputs, run them through the version's batcher, and
         build the outputs asked for."""
         service = call.lease(request.model, request.version, request.label)
-        batch, images = model_batch(service, request.inputs, request.keep_pictures)
-        probabilities = service.classify(batch, image=images[0] if len(images) == 1 else None)
+        started = time.perf_counter()
+        try:
+            batch, images = model_batch(service, request.inputs, request.keep_pictures)
+            probabilities = service.classify(batch, image=images[0] if len(images) == 1
+                                             else None)
+        except Exception as error:
+            if call.routed and (not isinstance(error, ServingError)
+                                or isinstance(error, Overloaded)):  # the server's fault
+                self.rollout.trials.observe(service, None, 0.0, _rerun(request))
+            raise
+        if call.routed:
+            self.rollout.trials.observe(service, probabilities, time.perf_counter() - started,
+                                        _rerun(request))
         return InferResponse(service.name, service.version, service.labels, probabilities,
                              outputs(service.labels, probabilities, request.outputs),
                              batch, images)
@@ -127,9 +145,32 @@ class DataPlane:
         """Every version this worker knows: READY (served), LOADING, UNLOADING or
         UNAVAILABLE, with the reason it failed."""
         served = {(m.name, v) for m in self.models.table.values() for v in m.versions}
+        trials = {name: self.rollout_status(name) for name, _ in self.models.states}
         return [RepositoryEntry(name, version, "READY" if (name, version) in served
-                                else _V2_STATES.get(state.state, "UNAVAILABLE"), state.error)
-                for (name, version), state in sorted(self.models.states.items())]
+                                else _V2_STATES.get(state.state, "UNAVAILABLE"), state.error,
+                                trial if trial and trial["candidate"] == version else None)
+                for (name, version), state in sorted(self.models.states.items())
+                for trial in (trials[name],)]
+
+    def rollout_status(self, name: str) -> dict[str, Any] | None:
+        """The model's roll-out: its candidate, state, bounds and pooled evidence."""
+        return self.rollout.trials.status(name)
+
+    def decide_rollout(self, name: str, promote: bool, admin: bool, who: str
+                       ) -> dict[str, Any]:
+        """An admin promotes the candidate, or aborts the roll-out (rolled back), in
+        every worker: this one at once, the others within a second."""
+        if not admin:
+            raise Forbidden("roll-out promote and abort need AUTH=keys and a key marked "
+                            "admin in API_KEYS_FILE")
+        status = self.rollout.trials.decide(
+            name, PROMOTE if promote else ROLL_BACK,
+            "promoted by hand" if promote else "aborted by hand", f"admin {who}")
+        if status is None:
+            raise UnknownModel(f"model {name!r} has no roll-out: its card names no "
+                               "candidate beside a current version")
+        self.rollout.reconcile()
+        return status
 
     def set_loaded(self, name: str, loaded: bool, admin: bool) -> None:
         """Serve a model on disk again, or stop serving it (after its requests), in every
@@ -146,3 +187,8 @@ class DataPlane:
             raise InvalidInput("load_failed", f"failed to load {name!r}: "
                                f"{state.error if state else 'no version the policy serves'}")
 
+
+def _rerun(request: InferRequest) -> Any:
+    """The request's inputs through another version's own preprocessing and model (a
+    roll-out's mirror run)."""
+    return lambda other: other.batcher.submit(model_batch(other, request.inputs)[0])

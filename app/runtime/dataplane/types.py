@@ -118,12 +118,14 @@ class ServerMetadata:
 
 @dataclass(frozen=True)
 class RepositoryEntry:
-    """One version the repository knows: READY, LOADING, UNLOADING or UNAVAILABLE."""
+    """One version the repository knows: READY, LOADING, UNLOADING or UNAVAILABLE; a
+    roll-out's candidate also carries the roll-out's status."""
 
     name: str
     version: int
     state: str
     reason: str
+    rollout: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
