@@ -18,10 +18,10 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 from tritonclient.grpc import service_pb2_grpc
 
 from app.config import Settings
+from app.protocols.grpc.tf_protos import model_service_pb2_grpc, prediction_service_pb2_grpc
 from app.protocols.grpc.tfserving import ModelStatusServicer, PredictionServicer
 from app.protocols.grpc.v2 import SERVICE, InferenceServicer
 from app.runtime.dataplane import DataPlane

@@ -13,14 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from tensorflow_serving.apis import (
+
+from app.protocols.grpc.calls import answer
+from app.protocols.grpc.tf_protos import (
     get_model_status_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    to_array,
+    to_tensor,
 )
-
-from app.protocols.grpc.calls import answer
 from app.runtime.dataplane import Call, DataPlane
 from app.runtime.dataplane.batches import model_output
 from app.runtime.dataplane.types import OUTPUT_NAME, InferInput, InferRequest
@@ -46,8 +48,6 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                       lambda call: self._predict(call, request))
 
     def _predict(self, call: Call, request: Any) -> Any:
-        import tensorflow as tf
-
         spec = request.model_spec
         if spec.signature_name not in SIGNATURES:
             raise invalid_argument(f"unknown signature {spec.signature_name!r}: this model "
@@ -62,7 +62,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise invalid_argument(f"unknown outputs {sorted(unknown)}: the output is "
                                    f"{OUTPUT_NAME!r}")
         try:
-            values = tf.make_ndarray(request.inputs[name])
+            values = to_array(request.inputs[name])
         except (TypeError, ValueError) as exc:
             raise invalid_argument(f"input {name!r} is not a valid tensor ({exc})") from None
         if values.ndim == 0:
@@ -75,7 +75,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                                                      spec.version_label, (block,)))
         outputs = model_output(result.probabilities, model.binary)
         response = predict_pb2.PredictResponse(outputs={
-            OUTPUT_NAME: tf.make_tensor_proto(outputs.astype("float32"))})
+            OUTPUT_NAME: to_tensor(outputs)})
         response.model_spec.name = result.model_name
         response.model_spec.version.value = result.model_version
         response.model_spec.signature_name = "serving_default"

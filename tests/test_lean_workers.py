@@ -1,0 +1,110 @@
+"""Lean workers: a model prepared once per host in a separate process, served without
+TensorFlow (app.runtime.prepared, app.prepare).
+
+The workers are real gunicorn workers; whether one holds TensorFlow is read from its
+memory map (TensorFlow's shared libraries are there once it is imported, and nothing
+unloads them), which is what `sys.modules` would say, from outside the process.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from servers import ROOT, free_port, gunicorn
+
+from app.config import DEFAULT_MODEL_PATH, Settings
+from app.runtime.classifier import Classifier
+from app.runtime.prepared import Prepared
+
+BOOT = ROOT / "static" / "examples" / "ankle_boot.png"
+
+
+def worker_pids(master: subprocess.Popen) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(master.pid)], capture_output=True, text=True)
+    return sorted(int(pid) for pid in found.stdout.split())
+
+
+def holds_tensorflow(pid: int) -> bool:
+    return "libtensorflow" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def upload(base: str, path: str = "/predictlabel") -> requests.Response:
+    return requests.post(base + path, files={"image": ("boot.png", io.BytesIO(
+        BOOT.read_bytes()), "image/png")}, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lean-cache")
+
+
+@pytest.fixture(scope="module")
+def lean(cache: Path, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    """Two workers on ONNX Runtime (forced: which runtime is fastest is the benchmark's
+    business), from an empty cache, with the gRPC door open (TF Serving's messages)."""
+    log = tmp_path_factory.mktemp("lean-log") / "gunicorn.log"
+    with gunicorn(DEFAULT_MODEL_PATH, log, workers=2, RUNTIME="onnxruntime",
+                  RUNTIME_CACHE_DIR=str(cache), GRPC_BIND=f"127.0.0.1:{free_port()}"
+                  ) as (base, process):
+        yield base, process, log
+
+
+def test_a_lean_worker_serves_without_tensorflow(lean) -> None:
+    base, process, log = lean
+    pids = worker_pids(process)
+    assert len(pids) == 2 and not any(holds_tensorflow(pid) for pid in pids)
+    answer = upload(base)
+    assert answer.status_code == 200 and answer.json()["most_probable_label"] == "Ankle boot"
+    text = log.read_text()
+    assert text.count("preparing it in a separate process") == 1
+    assert text.count("prepared earlier on this host") == 1  # the second worker waited
+
+
+def test_model_describes_the_prepared_model_as_a_read_one(lean) -> None:
+    base, _, _ = lean
+    described = requests.get(base + "/model", timeout=10).json()
+    reference = Classifier(DEFAULT_MODEL_PATH, Settings(RUNTIME="tensorflow"))
+    reference.load()
+    expected = reference.describe()
+    assert set(described) == set(expected)
+    for field in ("labels", "output", "output_why", "preprocessing", "labels_from", "input",
+                  "versions", "calibration", "description", "low_confidence"):
+        assert described[field] == expected[field], field
+    assert described["runtime"]["name"] == "onnxruntime"
+
+
+def test_the_first_explanation_reads_keras_then_answers_as_before(lean) -> None:
+    base, process, _ = lean
+    first = upload(base, "/explain")
+    assert first.status_code == 200, first.text[:300]
+    body = first.json()
+    assert body["most_probable_label"] == "Ankle boot"
+    assert body["explanation"]["label"] == "Ankle boot" and body["explanation"]["heatmap"]
+    assert any(holds_tensorflow(pid) for pid in worker_pids(process))
+
+
+def test_a_restart_finds_the_prepared_model(cache: Path, tmp_path: Path) -> None:
+    log = tmp_path / "gunicorn.log"
+    with gunicorn(DEFAULT_MODEL_PATH, log, workers=2, RUNTIME="onnxruntime",
+                  RUNTIME_CACHE_DIR=str(cache), EXPLAIN="off") as (base, process):
+        assert upload(base).status_code == 200
+        refused = upload(base, "/explain")
+        assert refused.status_code == 404
+        assert refused.json()["error"]["code"] == "explanations_off"
+        assert not any(holds_tensorflow(pid) for pid in worker_pids(process))
+    text = log.read_text()
+    assert "preparing it in a separate process" not in text
+    assert text.count("prepared earlier on this host") == 2
+
+
+def test_a_prepared_description_survives_its_json(cache: Path) -> None:
+    [stored] = cache.glob("*/prepared/prepared.json")
+    prepared = Prepared.from_json(stored.read_text())
+    assert Prepared.from_json(prepared.to_json()) == prepared
+    assert prepared.runtime == "onnxruntime" and Path(prepared.artefact).is_dir()
