@@ -251,7 +251,11 @@ def test_a_call_lets_go_of_its_model_version_when_it_ends() -> None:
         def release(self, service: object) -> None:
             released.append(service)
 
-    plane = DataPlane(Models(), None)  # type: ignore[arg-type]
+    class Trials:  # no roll-out: the request's own version
+        def route(self, *_: object) -> None:
+            return None
+
+    plane = DataPlane(Models(), type("Rollout", (), {"trials": Trials()})())  # type: ignore[arg-type]
     leased: list[object] = []
     answer(plane, "/test/Method", None, lambda call: leased.append(call.lease("m")))  # type: ignore[arg-type]
     assert released == leased and len(leased) == 1

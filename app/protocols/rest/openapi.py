@@ -98,9 +98,11 @@ def _v2(model: str) -> dict[str, Any]:
             "responses": {"200": _json({"type": "array", "items": {
                 "type": "object", "required": ["name", "version", "state", "reason"]}})}}},
         **{f"/v2/repository/models/{{name}}/{verb}": {"post": {
-            "summary": f"Model repository: {verb} a model (an admin key)",
+            "summary": f"Model repository: {what} (an admin key)",
             "parameters": [name], "responses": _responses(health, 400, 403, 404)}}
-           for verb in ("load", "unload")},
+           for verb, what in (("load", "load a model"), ("unload", "unload a model"),
+                              ("rollout/promote", "promote a roll-out's candidate"),
+                              ("rollout/abort", "roll a roll-out's candidate back"))},
     }
     for prefix, params in (("/v2/models/{name}", [name]),
                            ("/v2/models/{name}/versions/{version}", [name, _VERSION])):
