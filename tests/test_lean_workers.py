@@ -1,5 +1,5 @@
 """Lean workers: a model prepared once per host in a separate process, served without
-TensorFlow (app.runtime.prepared, app.prepare).
+TensorFlow (app.runtime.prepared, app.http.prepare).
 
 The workers are real gunicorn workers; whether one holds TensorFlow is read from its
 memory map (TensorFlow's shared libraries are there once it is imported, and nothing

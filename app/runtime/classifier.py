@@ -119,7 +119,7 @@ class Classifier:
                  self.runtime.reason)
 
     def preparation_request(self) -> dict[str, Any]:
-        """What `python -m app.prepare` needs to read this model as this worker would."""
+        """What `python -m app.http.prepare` needs to read this model as this worker would."""
         return {"path": str(self.path), "name": self._name, "version": self.version,
                 "shared_card": self._shared_card, "examples_dir": self._examples_dir,
                 "settings": settings_overrides(self.settings)}

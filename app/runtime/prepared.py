@@ -3,7 +3,7 @@
 Reading a Keras file takes TensorFlow: load it with the right Keras, work out its input,
 preprocessing and head, run the card's self-check, convert it and pick the runtime. And
 TensorFlow is most of a worker's memory. So a worker without TensorFlow has a child
-process do it (`python -m app.prepare`: a fresh interpreter, never a fork of one that
+process do it (`python -m app.http.prepare`: a fresh interpreter, never a fork of one that
 imported TensorFlow), once per model file, card, examples and settings on this host,
 under the runtime cache's lock: the second worker waits, a restart finds the result.
 The result is a small JSON file beside the converted models; the worker then loads only
@@ -108,7 +108,7 @@ def prepared_key(path: Path, card: ModelCard, examples: list[LabelledExample],
 def prepare(request: dict[str, Any], key: str, settings: Settings) -> Prepared | None:
     """The stored result for `key`, or a child's, made now; None where results cannot be
     kept (no writable RUNTIME_CACHE_DIR): the caller then reads the model itself.
-    `request` is what the child needs (app.prepare): the model and the settings."""
+    `request` is what the child needs (app.http.prepare): the model and the settings."""
     with cache_entry(settings.RUNTIME_CACHE_DIR, key, "prepared") as entry:
         if not entry.persistent:
             return None
@@ -118,13 +118,16 @@ def prepare(request: dict[str, Any], key: str, settings: Settings) -> Prepared |
             return Prepared.from_json(path.read_text())
         log.info("%s: preparing it in a separate process (TensorFlow stays out of this "
                  "worker)", request["path"])
-        code = run_process([sys.executable, "-m", "app.prepare",
+        code = run_process([sys.executable, "-m", "app.http.prepare",
                             json.dumps({**request, "output": str(path)}, default=str)])
         if code not in (0, None) or not path.is_file():  # the child writes it last
             raise ModelLoadError(f"{request['path']}: preparing the model failed (exit code "
                                  f"{code}); the log above says why")
         entry.mark_done()
-        return Prepared.from_json(path.read_text())
+        prepared = Prepared.from_json(path.read_text())
+        log.info("%s: prepared in %.1f s (in a separate process): runtime %s", request["path"],
+                 prepared.seconds, prepared.runtime)
+        return prepared
 
 
 def settings_overrides(settings: Settings) -> dict[str, Any]:

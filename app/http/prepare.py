@@ -1,4 +1,4 @@
-"""`python -m app.prepare REQUEST`: read one model with TensorFlow, write down how to serve it.
+"""`python -m app.http.prepare REQUEST`: read one model with TensorFlow, write down how to serve it.
 
 Run by a worker that has no TensorFlow (app.runtime.prepared), in a fresh interpreter,
 under the worker's own settings (REQUEST carries them, with the model's path, name,
