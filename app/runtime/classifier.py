@@ -139,7 +139,8 @@ class Classifier:
         warm = engine.forward(np.zeros((1, *self.image_spec.model_shape), np.float32))
         if warm.shape[0] != 1 or not np.isfinite(warm).all():
             raise ModelLoadError(f"{self.path}: warm-up inference gave no finite output")
-        self.runtime = Selection(engine, prepared.reason,
+        self.runtime = Selection(engine, prepared.reason.replace(
+                                     "measured now", "measured when it was prepared"),
                                  [candidate(c) for c in prepared.candidates])
         self._forward = engine.forward
 
