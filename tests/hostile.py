@@ -179,7 +179,7 @@ def corpus(max_bytes: int, max_rows: int, max_pixels: int) -> list[Case]:
     ]
     cases += [Case(f"predict {n}", "/predict", b, t, s, c) for n, b, t, s, c in predict]
     # Credentials nobody asked for (AUTH=off): ignored, never an error. With AUTH=keys the
-    # same headers are 401s (tests/test_auth.py).
+    # same headers are 401s (tests/http/test_auth.py).
     png = multipart(("image", "x.png", img["png"]))
     for name, headers in {"huge api key": {"X-API-Key": "k" * 7000},
                           "non-ascii bearer": {"Authorization": "Bearer \u00e9\u00e8" * 10},

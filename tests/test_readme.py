@@ -21,6 +21,8 @@ from servers import ROOT, free_port, gunicorn
 
 from app.config import DEFAULT_MODEL_PATH
 
+pytestmark = [pytest.mark.slow]
+
 README = ROOT / "README.md"
 MAX_README_BYTES = 16_000
 # Which shell blocks run: a page and its `## ` sections (None: the whole page).

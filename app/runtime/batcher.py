@@ -20,7 +20,7 @@ thread while they run. Loads are serialised among themselves (one thread, one lo
 time) but not against other models' forward passes: those share no TensorFlow object with
 a loading version (each has its own Keras model, variables and traced function, and Keras
 keeps its global state per thread), and a lock would stall every model for the seconds a
-load takes. tests/test_repository.py checks that answers stay right while versions load
+load takes. tests/runtime/test_repository.py checks that answers stay right while versions load
 beside other models' running batchers and explanations.
 """
 

@@ -1,6 +1,6 @@
 """The OpenAPI 3 description of every JSON endpoint, served at /openapi.json and /docs.
 
-Written here beside the routes; tests/test_protocols.py fails when a route and this
+Written here beside the routes; tests/protocols/rest/test_protocols.py fails when a route and this
 document disagree (paths and methods), and schemathesis checks live responses against
 the schemas, so the document cannot drift from the code.
 """

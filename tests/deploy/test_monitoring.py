@@ -17,6 +17,8 @@ from servers import ROOT, free_port, gunicorn, stop
 
 from app.config import DEFAULT_MODEL_PATH
 
+pytestmark = [pytest.mark.slow]
+
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "h5serve.json"
 EXAMPLE = ROOT / "static" / "examples" / "bag.png"

@@ -18,6 +18,8 @@ from servers import ROOT, VENV_BIN, free_port, stop, wait_ready
 from app.config import DEFAULT_MODEL_PATH
 from app.config.server import ServerSettings
 
+pytestmark = [pytest.mark.slow]
+
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ["base", "overlays/ingress-nginx"]  # the Kubernetes-only ones (kserve: below)
 KUBERNETES_VERSION = "1.37.0"

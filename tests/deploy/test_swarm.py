@@ -23,6 +23,8 @@ from containers import DOCKER, Engine
 from load import Load
 from servers import ROOT, free_port
 
+pytestmark = [pytest.mark.slow, pytest.mark.containers]
+
 STACK = ROOT / "deploy" / "swarm" / "stack.yml"
 NAME = "h5serve-swarm-test"
 EXAMPLE = ROOT / "static" / "examples" / "bag.png"

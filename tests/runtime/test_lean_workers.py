@@ -21,6 +21,8 @@ from app.config import DEFAULT_MODEL_PATH, Settings
 from app.runtime.classifier import Classifier
 from app.runtime.prepared import Prepared
 
+pytestmark = [pytest.mark.slow]
+
 BOOT = ROOT / "static" / "examples" / "ankle_boot.png"
 
 

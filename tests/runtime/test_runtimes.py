@@ -29,6 +29,8 @@ from app.runtime.engines.timing import batch_sizes
 from app.runtime.loading import ModelLoadError
 from scripts.idx import DATASET_DIR, load_idx
 
+pytestmark = [pytest.mark.slow]
+
 CONVERTED = ("onnxruntime", "openvino")
 
 

@@ -26,6 +26,8 @@ from canary_repo import EXAMPLES, add_version, set_rollout
 from load import Load
 from servers import gunicorn
 
+pytestmark = [pytest.mark.slow]
+
 POLL_S = 0.5
 BOUNDS = {"min_requests": 120, "max_latency_ratio": 3.0}
 PICTURES = tuple(path.read_bytes() for path in EXAMPLES)

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 from helpers import encode, upload
 from PIL import Image
+from servers import ROOT
 from toy_models import brightness_model, write_card
 
 from app.runtime.explain import last_conv_layer
 
 LABELS = ["left-a", "left-b", "left-c"]
-EXAMPLES = Path(__file__).resolve().parent.parent / "static" / "examples"
+EXAMPLES = ROOT / "static" / "examples"
 
 
 def _left_half_only(kernel: np.ndarray, columns: np.ndarray) -> np.ndarray:

@@ -19,6 +19,8 @@ from servers import VENV_BIN, gunicorn
 
 from app.config import DEFAULT_MODEL_PATH
 
+pytestmark = [pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:

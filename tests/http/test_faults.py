@@ -1,6 +1,6 @@
 """Faults under load, through the real stack on loopback: a killed worker, slow clients,
 and a short soak (the long one is `make soak`). SIGTERM with requests in flight:
-tests/test_gunicorn.py."""
+tests/http/test_gunicorn.py."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ import requests
 from bench.load import run_wrk, worker_pids
 from bench.run import BUNDLED, FASHION_IMAGE, stack
 from bench.soak import soak
+
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Static checks of the container files: lint, schema, nginx -t, and values that must agree.
 
-Fast, and precise about what went wrong; tests/test_compose.py then builds the images and
+Fast, and precise about what went wrong; tests/deploy/test_compose.py then builds the images and
 runs the stack for real. The nginx template is rendered exactly as the nginx image's
 entrypoint (and the official nginx image) renders it.
 """

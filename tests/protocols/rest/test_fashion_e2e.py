@@ -9,6 +9,8 @@ from servers import ROOT
 
 from app.config import DEFAULT_MODEL_PATH
 
+pytestmark = [pytest.mark.slow]
+
 LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 

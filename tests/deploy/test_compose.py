@@ -18,8 +18,10 @@ import requests
 from containers import Engine, image_ids
 from servers import ROOT, free_port
 
+pytestmark = [pytest.mark.slow, pytest.mark.containers,
+              pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
+
 EXAMPLE = ROOT / "static" / "examples" / "ankle_boot.png"
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
 
 def free_subnet() -> ipaddress.IPv4Network:

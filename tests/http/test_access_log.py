@@ -13,12 +13,10 @@ import pytest
 import requests
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
-from servers import gunicorn
+from servers import ROOT, gunicorn
 
 from app.config import DEFAULT_MODEL_PATH
 from app.http.gunicorn_logging import AccessLogger, JsonLogger
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _served_format() -> str:

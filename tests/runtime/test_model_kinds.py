@@ -16,6 +16,8 @@ from toy_models import (
     write_card,
 )
 
+pytestmark = [pytest.mark.slow]
+
 
 @pytest.fixture(scope="session")
 def cats_dogs(models_dir: Path) -> Path:

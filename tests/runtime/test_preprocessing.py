@@ -16,6 +16,8 @@ from trained_models import LABELS, as_rgb32, card_with
 
 from app.runtime.model_card import parse_labels_txt
 
+pytestmark = [pytest.mark.slow]
+
 
 def _served_accuracy(app: Flask, images: np.ndarray, labels: np.ndarray) -> float:
     rows = app.test_client().post("/predict", json={"input": images.reshape(len(images), -1)

@@ -27,6 +27,8 @@ import requests
 from hostile import corpus
 from servers import ROOT, free_port
 
+pytestmark = [pytest.mark.slow]
+
 EXAMPLE = ROOT / "static" / "examples" / "ankle_boot.png"
 
 

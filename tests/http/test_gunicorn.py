@@ -14,6 +14,8 @@ from helpers import encode
 from PIL import Image
 from servers import gunicorn
 
+pytestmark = [pytest.mark.slow]
+
 
 def _convolutions(path: Path, side: int) -> Path:
     """Five 3x3 convolutions at full resolution: slow on purpose."""

@@ -25,6 +25,8 @@ from app.runtime.repository import ModelRepository
 from app.runtime.rollout import Rollout
 from scripts.idx import DATASET_DIR, load_idx
 
+pytestmark = [pytest.mark.slow]
+
 CLOTHES = {"bag": 8, "sneaker": 7, "trouser": 1, "tshirt": 0}  # sorted: the class order
 COLOURS = {"blue": (30, 30, 220), "cyan": (30, 220, 220), "green": (30, 200, 30),
            "magenta": (200, 30, 200), "red": (220, 30, 30), "yellow": (220, 220, 30)}

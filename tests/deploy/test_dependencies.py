@@ -6,7 +6,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from servers import ROOT, VENV_BIN
+
+pytestmark = [pytest.mark.slow]
 
 CHECK = [str(VENV_BIN / "python"), str(ROOT / "scripts" / "check_tensorflow.py")]
 

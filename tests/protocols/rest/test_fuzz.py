@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 from hostile import corpus
+from servers import ROOT
 
 from app.config import Settings
 
-FUZZ = Path(__file__).parent / "fuzz"
+pytestmark = [pytest.mark.slow]
+
+FUZZ = ROOT / "tests" / "fuzz"
 REGRESSIONS = FUZZ / "regressions"
 SECONDS = int(os.environ.get("FUZZ_SECONDS", "60"))
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _seeds(harness: str, directory: Path) -> None:

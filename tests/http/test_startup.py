@@ -12,6 +12,8 @@ from servers import ROOT, VENV_BIN, free_port, gunicorn
 
 from app.config import DEFAULT_MODEL_PATH
 
+pytestmark = [pytest.mark.slow]
+
 
 def _start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """gunicorn as `make run` starts it; expected to give up at once."""

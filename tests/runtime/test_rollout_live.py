@@ -30,6 +30,8 @@ from toy_models import brightness_model
 
 from app.config import DEFAULT_MODEL_PATH
 
+pytestmark = [pytest.mark.slow]
+
 POLL_S = 1.0
 WHITE = encode(np.full((28, 28), 255, np.uint8))
 
