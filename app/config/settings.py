@@ -72,6 +72,10 @@ class Settings(EnvironmentSettings):
     PREDICTION_LOG: str = variable(
         "off", "`stdout` or a file path: a JSON line per sampled prediction")
     PREDICTION_LOG_SAMPLE: float = variable(1.0, "the share of predictions logged, 0.0-1.0")
+    OTEL_EXPORTER_OTLP_ENDPOINT: str = variable(
+        "", "OpenTelemetry tracing: the OTLP/HTTP collector every request's trace goes to, e.g. "
+        "`http://collector:4318`; the SDK reads the other `OTEL_*` variables "
+        "([Tracing](operations.md#tracing))", shown="unset (tracing off)")
     SELF_CHECK: str = variable(
         "refuse", "at load, run the card's examples that name their label: `refuse` to serve a "
         "model that gets one wrong (the message names the scaling that gets all right), "

@@ -36,12 +36,14 @@ from app.runtime.offload import skip_processor_probe
 from app.runtime.prediction_log import PredictionLog
 from app.runtime.repository import ModelRepository
 from app.runtime.rollout import Rollout
+from app.runtime.tracing import configure as configure_tracing
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the service: settings, model, routes, error handlers, proxy trust."""
     settings = load_config(config)
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    configure_tracing(settings.OTEL_EXPORTER_OTLP_ENDPOINT)
     app = Flask("app", static_folder=str(PROJECT_ROOT / "static"),
                 template_folder=str(PROJECT_ROOT / "templates"))
     app.json = OrjsonProvider(app)  # keys in the seed response's order, as written

@@ -64,7 +64,8 @@ def client(context: grpc.ServicerContext) -> str:
 def answer(plane: DataPlane, method: str, context: grpc.ServicerContext,
            handler: Callable[[Call], T]) -> T:
     """Run one call in its own Call: errors become its status; it is counted once."""
-    call = plane.call(lambda: client(context))
+    call = plane.call(lambda: client(context), method,
+                      lambda: dict(context.invocation_metadata() or ()))
     status = 200
     try:
         return handler(call)

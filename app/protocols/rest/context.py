@@ -6,7 +6,8 @@ may refuse it: a route's first `inference(...)` leases the version its URL asks 
 holds it until the request ends, and the Call records the request in the metrics once.
 Every response that used a model names it in `X-Model-Name` and `X-Model-Version` (the
 seed routes' JSON stays as is). A model's canary routes each client the same way: by its
-API key's caller, else its `X-Client-Id` header, else its address.
+API key's caller, else its `X-Client-Id` header, else its address. A traced request's
+span is named after its route and its trace ID is echoed in `X-Trace-ID`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ def install(app: Flask) -> None:
 
     @app.before_request
     def _open() -> None:
-        g.h5serve_call = dataplane().call(client)
+        rule = request.url_rule.rule if request.url_rule else "unmatched"
+        g.h5serve_call = dataplane().call(client, f"{request.method} {rule}",
+                                          lambda: request.headers)
 
     @app.after_request
     def _answered(response: Response) -> Response:
@@ -32,6 +35,8 @@ def install(app: Flask) -> None:
         if held.served is not None:
             response.headers["X-Model-Name"] = held.served.name
             response.headers["X-Model-Version"] = str(held.served.version)
+        if held.trace is not None:
+            response.headers["X-Trace-ID"] = held.trace.trace_id
         held.end(request.url_rule.rule if request.url_rule else "unmatched", request.method,
                  response.status_code)
         return response

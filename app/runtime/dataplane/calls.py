@@ -4,7 +4,8 @@ A door opens a Call when a request arrives and ends it when the answer is sent. 
 first `lease` picks the version the request asked for (one naming none goes where the
 model's roll-out routes its client) and holds it until the end, so a version being
 replaced is unloaded only after the requests it started are answered; `end` records the
-request in the metrics, for every door alike, and lets go.
+request in the metrics, for every door alike, and lets go. With tracing on, a Call also
+carries the request's trace (app.runtime.tracing): its span and its stages.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from app import metrics
 from app.runtime.errors import UnknownModel
 from app.runtime.inference import InferenceService
 from app.runtime.repository import ModelRepository, ServedModel
+from app.runtime.tracing import RequestTrace
 
 Router = Callable[[ServedModel, str], int | None]  # (served model, client) -> version
 
@@ -24,7 +26,7 @@ class Call:
     """A request from its first look at a model to its answer."""
 
     def __init__(self, models: ModelRepository, client: Callable[[], str] = str,
-                 router: Router | None = None) -> None:
+                 router: Router | None = None, trace: RequestTrace | None = None) -> None:
         self._models = models
         self._started = time.perf_counter()
         self._held = False
@@ -32,6 +34,7 @@ class Call:
         self._router = router
         self.served: InferenceService | None = None  # names the answer's model and version
         self.routed = False  # the version was the roll-out's choice, not the request's
+        self.trace = trace
 
     def lease(self, name: str | None = None, version: int | str | None = None,
               label: str | None = None) -> InferenceService:
@@ -46,12 +49,23 @@ class Call:
                 name or None, number, label or None,
                 (lambda model: router(model, client())) if self.routed else None)  # type: ignore[misc]
             self._held = True
+            if self.trace is not None:  # all until now read and parsed the request
+                self.trace.describe(self.served.name, self.served.version,
+                                    self.served.classifier.runtime.engine.name)  # type: ignore[union-attr]
+                self.trace.stage("read")
         return self.served
+
+    def stage(self, name: str) -> None:
+        """The request's last stage ended now (when it is traced)."""
+        if self.trace is not None:
+            self.trace.stage(name)
 
     def end(self, endpoint: str, method: str, status: int, protocol: str = "http") -> None:
         """Count the request (`status` the HTTP status its answer has, or would have over
         HTTP) and let go of its version."""
         served = self.served
+        if self.trace is not None:
+            self.trace.end(status)
         metrics.record_request(endpoint, method, status, time.perf_counter() - self._started,
                                protocol=protocol, model=served.name if served else "",
                                version=served.version if served else None)

@@ -9,7 +9,7 @@ to requests that named no version feed the model's roll-out (app.runtime.canary)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from app.config import VERSION
@@ -30,6 +30,7 @@ from app.runtime.errors import Forbidden, InvalidInput, Overloaded, ServingError
 from app.runtime.explain import Explanation
 from app.runtime.repository import ModelRepository, VersionState
 from app.runtime.rollout import Rollout
+from app.runtime.tracing import RequestTrace, enabled
 
 EXTENSIONS = ("classification", "model_repository", "binary_tensor_data")
 _V2_STATES = {"LOADING": "LOADING", "UNLOADING": "UNLOADING"}
@@ -42,10 +43,13 @@ class DataPlane:
         self.models = models
         self.rollout = rollout
 
-    def call(self, client: Callable[[], str] = str) -> Call:
+    def call(self, client: Callable[[], str] = str, name: str = "",
+             carrier: Callable[[], Mapping[str, Any]] | None = None) -> Call:
         """A new request's Call: its lease and its metrics. `client` says who asks (the
-        API key's caller, else X-Client-Id, else the address): a canary sticks to it."""
-        return Call(self.models, client, self.rollout.trials.route)
+        API key's caller, else X-Client-Id, else the address): a canary sticks to it. With
+        tracing on, the Call's trace is `name`, continuing the carrier's `traceparent`."""
+        trace = RequestTrace(name, carrier()) if carrier is not None and enabled() else None
+        return Call(self.models, client, self.rollout.trials.route, trace)
 
     @property
     def max_rows(self) -> int:
@@ -62,8 +66,9 @@ class DataPlane:
         started = time.perf_counter()
         try:
             batch, images = model_batch(service, request.inputs, request.keep_pictures)
+            call.stage("decode")
             probabilities = service.classify(batch, image=images[0] if len(images) == 1
-                                             else None)
+                                             else None, trace=call.trace)
         except Exception as error:
             if call.routed and (not isinstance(error, ServingError)
                                 or isinstance(error, Overloaded)):  # the server's fault
