@@ -71,6 +71,9 @@ PREDICTION_LOG_DROPPED = Counter("h5serve_prediction_log_dropped_total",
 TRACE_SPANS_DROPPED = Counter("h5serve_trace_spans_dropped_total",
                               "Trace spans not exported: the queue was full (a slow or absent "
                               "collector) or the collector refused them")
+EVENTS_DROPPED = Counter("h5serve_events_dropped_total",
+                         "Inference events not delivered: the queue was full or the sink "
+                         "did not take them after retries")
 _INFO_LABELS: dict[tuple[str, str], tuple[str, ...]] = {}
 _REQUEST_SERIES: dict[tuple[object, ...], tuple[Any, Any]] = {}
 

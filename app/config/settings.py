@@ -76,6 +76,16 @@ class Settings(EnvironmentSettings):
         "", "OpenTelemetry tracing: the OTLP/HTTP collector every request's trace goes to, e.g. "
         "`http://collector:4318`; the SDK reads the other `OTEL_*` variables "
         "([Tracing](operations.md#tracing))", shown="unset (tracing off)")
+    EVENTS_URL: str = variable(
+        "", "an HTTP sink each sampled inference is sent to as CloudEvents, as KServe's logger "
+        "sends them ([Inference events](operations.md#inference-events))",
+        shown="unset (off)")
+    EVENTS_MODE: str = variable("binary", "the CloudEvents HTTP mode: `binary` or `structured`")
+    EVENTS_SAMPLE: float = variable(1.0, "the share of inferences sent as events, 0.0-1.0")
+    EVENTS_INCLUDE: str = variable(
+        "both", "the events per inference: `request`, `response` or `both`")
+    EVENTS_INCLUDE_IMAGES: bool = variable(
+        False, "send uploads' bytes in request events (else their sha256, size and summary)")
     SELF_CHECK: str = variable(
         "refuse", "at load, run the card's examples that name their label: `refuse` to serve a "
         "model that gets one wrong (the message names the scaling that gets all right), "

@@ -32,6 +32,7 @@ from app.protocols.rest import (
     v2_repository,
 )
 from app.runtime.dataplane import DataPlane
+from app.runtime.events import InferenceEvents
 from app.runtime.offload import skip_processor_probe
 from app.runtime.prediction_log import PredictionLog
 from app.runtime.repository import ModelRepository
@@ -79,6 +80,8 @@ def init_models(app: Flask, settings: Settings) -> None:
     watcher = Rollout(models, settings)
     watcher.start()
     plane = DataPlane(models, watcher)
+    if settings.EVENTS_URL:
+        plane.watchers.append(InferenceEvents(settings))
     context.serve(app, plane)
     if settings.GRPC_BIND:  # gRPC's modules only where it is served
         from app.http.grpc_keys import KeyInterceptor

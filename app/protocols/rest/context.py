@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from flask import Flask, Response, current_app, g, request
 
+from app.protocols.rest import request_ids
 from app.runtime.dataplane import Call, DataPlane
+from app.runtime.dataplane.calls import Origin
 from app.runtime.inference import InferenceService
 
 _EXTENSION = "h5serve"
@@ -26,8 +28,9 @@ def install(app: Flask) -> None:
     @app.before_request
     def _open() -> None:
         rule = request.url_rule.rule if request.url_rule else "unmatched"
-        g.h5serve_call = dataplane().call(client, f"{request.method} {rule}",
-                                          lambda: request.headers)
+        g.h5serve_call = dataplane().call(Origin(client, request_ids.current,
+                                                 f"{request.method} {rule}",
+                                                 lambda: request.headers))
 
     @app.after_request
     def _answered(response: Response) -> Response:

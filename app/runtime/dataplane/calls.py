@@ -10,31 +10,58 @@ carries the request's trace (app.runtime.tracing): its span and its stages.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from app import metrics
 from app.runtime.errors import UnknownModel
 from app.runtime.inference import InferenceService
 from app.runtime.repository import ModelRepository, ServedModel
-from app.runtime.tracing import RequestTrace
+from app.runtime.tracing import RequestTrace, enabled
+
+if TYPE_CHECKING:
+    from app.runtime.dataplane.types import InferRequest, InferResponse
 
 Router = Callable[[ServedModel, str], int | None]  # (served model, client) -> version
+Watcher = Callable[["Call", "InferRequest", "InferResponse"], None]
+_WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id(offered: str) -> str:
+    """A request's ID: the one offered (by nginx, or a client) when well formed, else new."""
+    return offered if _WELL_FORMED_ID.match(offered) else uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What a door says of a request, each part read only when it is needed: who asks,
+    the request's ID, and its name and headers (or metadata) for its trace."""
+
+    client: Callable[[], str] = str
+    request_id: Callable[[], str] = str
+    name: str = ""
+    headers: Callable[[], Mapping[str, Any]] | None = None
 
 
 class Call:
     """A request from its first look at a model to its answer."""
 
-    def __init__(self, models: ModelRepository, client: Callable[[], str] = str,
-                 router: Router | None = None, trace: RequestTrace | None = None) -> None:
+    def __init__(self, models: ModelRepository, origin: Origin | None = None,
+                 router: Router | None = None, watchers: Sequence[Watcher] = ()) -> None:
         self._models = models
         self._started = time.perf_counter()
         self._held = False
-        self._client = client  # who asks (asked only when routing): sticky canary routing
+        self.origin = origin = origin or Origin()  # client: asked only when routing
         self._router = router
+        self._watchers = watchers
         self.served: InferenceService | None = None  # names the answer's model and version
         self.routed = False  # the version was the roll-out's choice, not the request's
-        self.trace = trace
+        self.trace = RequestTrace(origin.name, origin.headers()) \
+            if origin.headers is not None and enabled() else None
 
     def lease(self, name: str | None = None, version: int | str | None = None,
               label: str | None = None) -> InferenceService:
@@ -43,7 +70,7 @@ class Call:
         or label that is not served."""
         if self.served is None:
             number = version_number(name, version or None)
-            router, client = self._router, self._client
+            router, client = self._router, self.origin.client
             self.routed = router is not None and number is None and not label
             self.served = self._models.acquire(
                 name or None, number, label or None,
@@ -54,6 +81,12 @@ class Call:
                                     self.served.classifier.runtime.engine.name)  # type: ignore[union-attr]
                 self.trace.stage("read")
         return self.served
+
+    def answered(self, request: InferRequest, answer: InferResponse) -> InferResponse:
+        """The answer, once every watcher has seen it (each only queues what it keeps)."""
+        for watch in self._watchers:
+            watch(self, request, answer)
+        return answer
 
     def stage(self, name: str) -> None:
         """The request's last stage ended now (when it is traced)."""

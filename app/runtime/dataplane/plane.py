@@ -9,13 +9,12 @@ to requests that named no version feed the model's roll-out (app.runtime.canary)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from app.config import VERSION
 from app.runtime.canary.rules import PROMOTE, ROLL_BACK
 from app.runtime.dataplane.batches import model_batch, outputs
-from app.runtime.dataplane.calls import Call, version_number
+from app.runtime.dataplane.calls import Call, Origin, Watcher, version_number
 from app.runtime.dataplane.types import (
     OUTPUT_NAME,
     InferRequest,
@@ -30,7 +29,6 @@ from app.runtime.errors import Forbidden, InvalidInput, Overloaded, ServingError
 from app.runtime.explain import Explanation
 from app.runtime.repository import ModelRepository, VersionState
 from app.runtime.rollout import Rollout
-from app.runtime.tracing import RequestTrace, enabled
 
 EXTENSIONS = ("classification", "model_repository", "binary_tensor_data")
 _V2_STATES = {"LOADING": "LOADING", "UNLOADING": "UNLOADING"}
@@ -42,14 +40,13 @@ class DataPlane:
     def __init__(self, models: ModelRepository, rollout: Rollout) -> None:
         self.models = models
         self.rollout = rollout
+        self.watchers: list[Watcher] = []  # see every answer: inference events, drift
 
-    def call(self, client: Callable[[], str] = str, name: str = "",
-             carrier: Callable[[], Mapping[str, Any]] | None = None) -> Call:
-        """A new request's Call: its lease and its metrics. `client` says who asks (the
-        API key's caller, else X-Client-Id, else the address): a canary sticks to it. With
-        tracing on, the Call's trace is `name`, continuing the carrier's `traceparent`."""
-        trace = RequestTrace(name, carrier()) if carrier is not None and enabled() else None
-        return Call(self.models, client, self.rollout.trials.route, trace)
+    def call(self, origin: Origin | None = None) -> Call:
+        """A new request's Call: its lease, metrics and trace. `origin.client` says who
+        asks (the API key's caller, else X-Client-Id, else the address): a canary sticks
+        to it."""
+        return Call(self.models, origin or Origin(), self.rollout.trials.route, self.watchers)
 
     @property
     def max_rows(self) -> int:
@@ -77,9 +74,9 @@ class DataPlane:
         if call.routed:
             self.rollout.trials.observe(service, probabilities, time.perf_counter() - started,
                                         _rerun(request))
-        return InferResponse(service.name, service.version, service.labels, probabilities,
-                             outputs(service.labels, probabilities, request.outputs),
-                             batch, images)
+        return call.answered(request, InferResponse(
+            service.name, service.version, service.labels, probabilities,
+            outputs(service.labels, probabilities, request.outputs), batch, images))
 
     def explain(self, call: Call, request: InferRequest, label: str | None
                 ) -> tuple[InferResponse, list[Explanation], list[bytes | None]]:
