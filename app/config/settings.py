@@ -86,6 +86,11 @@ class Settings(EnvironmentSettings):
         "both", "the events per inference: `request`, `response` or `both`")
     EVENTS_INCLUDE_IMAGES: bool = variable(
         False, "send uploads' bytes in request events (else their sha256, size and summary)")
+    DRIFT_REFERENCE: int = variable(
+        0, "drift: the first N rows a model version answers after it is ready are its "
+        "reference, compared with its latest `DRIFT_WINDOW` rows by PSI ([Drift]"
+        "(operations.md#drift)); `0` off")
+    DRIFT_WINDOW: int = variable(500, "drift: the latest rows compared with the reference")
     SELF_CHECK: str = variable(
         "refuse", "at load, run the card's examples that name their label: `refuse` to serve a "
         "model that gets one wrong (the message names the scaling that gets all right), "

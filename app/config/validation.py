@@ -15,10 +15,10 @@ def validate(settings: Settings) -> None:
     """Reject values that would make the service misbehave later."""
     for name in ("MAX_CONTENT_LENGTH", "MAX_PREDICT_ROWS", "MAX_IMAGE_PIXELS",
                  "MAX_BATCH_SIZE", "MAX_QUEUE_SIZE", "MAX_MODELS", "MAX_EXPLAIN_QUEUE",
-                 "EXPLAIN_MAX_SIDE", "EXPLAIN_SMOOTHGRAD_SAMPLES"):
+                 "EXPLAIN_MAX_SIDE", "EXPLAIN_SMOOTHGRAD_SAMPLES", "DRIFT_WINDOW"):
         if getattr(settings, name) < 1:
             raise ValueError(f"{name} must be at least 1")
-    for name in ("MAX_BATCH_DELAY_MS", "MODEL_POLL_SECONDS"):
+    for name in ("MAX_BATCH_DELAY_MS", "MODEL_POLL_SECONDS", "DRIFT_REFERENCE"):
         if getattr(settings, name) < 0:
             raise ValueError(f"{name} must not be negative")
     if not 0 <= settings.PREDICTION_LOG_SAMPLE <= 1:

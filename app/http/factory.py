@@ -32,6 +32,7 @@ from app.protocols.rest import (
     v2_repository,
 )
 from app.runtime.dataplane import DataPlane
+from app.runtime.drift import DriftMonitor
 from app.runtime.events import InferenceEvents
 from app.runtime.offload import skip_processor_probe
 from app.runtime.prediction_log import PredictionLog
@@ -82,6 +83,10 @@ def init_models(app: Flask, settings: Settings) -> None:
     plane = DataPlane(models, watcher)
     if settings.EVENTS_URL:
         plane.watchers.append(InferenceEvents(settings))
+    if settings.DRIFT_REFERENCE:
+        plane.watchers.append(drift := DriftMonitor(settings.DRIFT_REFERENCE,
+                                                    settings.DRIFT_WINDOW))
+        context.watch_drift(app, drift)
     context.serve(app, plane)
     if settings.GRPC_BIND:  # gRPC's modules only where it is served
         from app.http.grpc_keys import KeyInterceptor

@@ -17,9 +17,11 @@ from flask import Flask, Response, current_app, g, request
 from app.protocols.rest import request_ids
 from app.runtime.dataplane import Call, DataPlane
 from app.runtime.dataplane.calls import Origin
+from app.runtime.drift import DriftMonitor
 from app.runtime.inference import InferenceService
 
 _EXTENSION = "h5serve"
+_DRIFT = "h5serve.drift"
 
 
 def install(app: Flask) -> None:
@@ -64,6 +66,16 @@ def client() -> str:
 def serve(app: Flask, plane: DataPlane) -> None:
     """Make `plane` the data plane the app's routes use."""
     app.extensions[_EXTENSION] = plane
+
+
+def watch_drift(app: Flask, monitor: DriftMonitor) -> None:
+    """Show `monitor`'s figures in GET /models/<name> (DRIFT_REFERENCE)."""
+    app.extensions[_DRIFT] = monitor
+
+
+def drift() -> DriftMonitor | None:
+    """The worker's drift monitor, None when drift is off."""
+    return current_app.extensions.get(_DRIFT)
 
 
 def dataplane() -> DataPlane:
