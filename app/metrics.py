@@ -68,6 +68,15 @@ LOW_CONFIDENCE = Counter("h5serve_low_confidence_total",
                          "low_confidence", _MODEL)
 PREDICTION_LOG_DROPPED = Counter("h5serve_prediction_log_dropped_total",
                                  "Prediction log lines dropped: the writer fell behind")
+TRACE_SPANS_DROPPED = Counter("h5serve_trace_spans_dropped_total",
+                              "Trace spans not exported: the queue was full (a slow or absent "
+                              "collector) or the collector refused them")
+EVENTS_DROPPED = Counter("h5serve_events_dropped_total",
+                         "Inference events not delivered: the queue was full or the sink "
+                         "did not take them after retries")
+DRIFT_PSI = Gauge("h5serve_drift_psi", "Population stability index of a statistic of a "
+                  "model version's recent rows against its reference (app.runtime.drift)",
+                  [*_MODEL, "statistic"], multiprocess_mode="livemax")
 _INFO_LABELS: dict[tuple[str, str], tuple[str, ...]] = {}
 _REQUEST_SERIES: dict[tuple[object, ...], tuple[Any, Any]] = {}
 

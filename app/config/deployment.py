@@ -98,5 +98,14 @@ LIBRARIES = (
                "unset: errors only"),
     Documented(("ORT_DISABLE_TELEMETRY",), "`1`",
                "ONNX Runtime's telemetry, turned off when unset (app.runtime.engines)"),
+    Documented(("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"), "`h5serve` / unset",
+               "OpenTelemetry: the traces' service name and resource attributes "
+               "(with `OTEL_EXPORTER_OTLP_ENDPOINT`)"),
+    Documented(("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"), "`parentbased_always_on`",
+               "OpenTelemetry: which requests are traced, e.g. `parentbased_traceidratio` and "
+               "`0.1`"),
+    Documented(("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_SCHEDULE_DELAY"), "`2048` / `5000`",
+               "OpenTelemetry: spans waiting for export per worker (more are dropped and "
+               "counted) and the milliseconds between exports"),
     Documented(("XDG_CACHE_HOME",), "`~/.cache`", "the default `RUNTIME_CACHE_DIR` is under it"),
 )

@@ -72,6 +72,25 @@ class Settings(EnvironmentSettings):
     PREDICTION_LOG: str = variable(
         "off", "`stdout` or a file path: a JSON line per sampled prediction")
     PREDICTION_LOG_SAMPLE: float = variable(1.0, "the share of predictions logged, 0.0-1.0")
+    OTEL_EXPORTER_OTLP_ENDPOINT: str = variable(
+        "", "OpenTelemetry tracing: the OTLP/HTTP collector every request's trace goes to, e.g. "
+        "`http://collector:4318`; the SDK reads the other `OTEL_*` variables "
+        "([Tracing](operations.md#tracing))", shown="unset (tracing off)")
+    EVENTS_URL: str = variable(
+        "", "an HTTP sink each sampled inference is sent to as CloudEvents, as KServe's logger "
+        "sends them ([Inference events](operations.md#inference-events))",
+        shown="unset (off)")
+    EVENTS_MODE: str = variable("binary", "the CloudEvents HTTP mode: `binary` or `structured`")
+    EVENTS_SAMPLE: float = variable(1.0, "the share of inferences sent as events, 0.0-1.0")
+    EVENTS_INCLUDE: str = variable(
+        "both", "the events per inference: `request`, `response` or `both`")
+    EVENTS_INCLUDE_IMAGES: bool = variable(
+        False, "send uploads' bytes in request events (else their sha256, size and summary)")
+    DRIFT_REFERENCE: int = variable(
+        0, "drift: the first N rows a model version answers after it is ready are its "
+        "reference, compared with its latest `DRIFT_WINDOW` rows by PSI ([Drift]"
+        "(operations.md#drift)); `0` off")
+    DRIFT_WINDOW: int = variable(500, "drift: the latest rows compared with the reference")
     SELF_CHECK: str = variable(
         "refuse", "at load, run the card's examples that name their label: `refuse` to serve a "
         "model that gets one wrong (the message names the scaling that gets all right), "

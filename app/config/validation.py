@@ -15,14 +15,16 @@ def validate(settings: Settings) -> None:
     """Reject values that would make the service misbehave later."""
     for name in ("MAX_CONTENT_LENGTH", "MAX_PREDICT_ROWS", "MAX_IMAGE_PIXELS",
                  "MAX_BATCH_SIZE", "MAX_QUEUE_SIZE", "MAX_MODELS", "MAX_EXPLAIN_QUEUE",
-                 "EXPLAIN_MAX_SIDE", "EXPLAIN_SMOOTHGRAD_SAMPLES"):
+                 "EXPLAIN_MAX_SIDE", "EXPLAIN_SMOOTHGRAD_SAMPLES", "DRIFT_WINDOW"):
         if getattr(settings, name) < 1:
             raise ValueError(f"{name} must be at least 1")
-    for name in ("MAX_BATCH_DELAY_MS", "MODEL_POLL_SECONDS"):
+    for name in ("MAX_BATCH_DELAY_MS", "MODEL_POLL_SECONDS", "DRIFT_REFERENCE"):
         if getattr(settings, name) < 0:
             raise ValueError(f"{name} must not be negative")
     if not 0 <= settings.PREDICTION_LOG_SAMPLE <= 1:
         raise ValueError("PREDICTION_LOG_SAMPLE must be from 0.0 to 1.0")
+    if not 0 <= settings.EVENTS_SAMPLE <= 1:
+        raise ValueError("EVENTS_SAMPLE must be from 0.0 to 1.0")
     if settings.LOG_FORMAT not in ("text", "json"):
         raise ValueError(f"LOG_FORMAT must be text or json, got {settings.LOG_FORMAT!r}")
     if settings.AUTH not in ("off", "keys"):
@@ -43,7 +45,9 @@ def validate(settings: Settings) -> None:
     for name, allowed in (("RUNTIME_PRECISION", ("f32", "bf16")),
                           ("CALIBRATE", ("auto", "off")),
                           ("RUNTIME_PARITY", ("refuse", "warn")),
-                          ("EXPLAIN", ("lazy", "eager", "off"))):
+                          ("EXPLAIN", ("lazy", "eager", "off")),
+                          ("EVENTS_MODE", ("binary", "structured")),
+                          ("EVENTS_INCLUDE", ("request", "response", "both"))):
         if getattr(settings, name) not in allowed:
             raise ValueError(f"{name} must be {' or '.join(allowed)}, "
                              f"got {getattr(settings, name)!r}")

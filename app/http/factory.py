@@ -32,16 +32,20 @@ from app.protocols.rest import (
     v2_repository,
 )
 from app.runtime.dataplane import DataPlane
+from app.runtime.drift import DriftMonitor
+from app.runtime.events import InferenceEvents
 from app.runtime.offload import skip_processor_probe
 from app.runtime.prediction_log import PredictionLog
 from app.runtime.repository import ModelRepository
 from app.runtime.rollout import Rollout
+from app.runtime.tracing import configure as configure_tracing
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the service: settings, model, routes, error handlers, proxy trust."""
     settings = load_config(config)
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    configure_tracing(settings.OTEL_EXPORTER_OTLP_ENDPOINT)
     app = Flask("app", static_folder=str(PROJECT_ROOT / "static"),
                 template_folder=str(PROJECT_ROOT / "templates"))
     app.json = OrjsonProvider(app)  # keys in the seed response's order, as written
@@ -77,6 +81,12 @@ def init_models(app: Flask, settings: Settings) -> None:
     watcher = Rollout(models, settings)
     watcher.start()
     plane = DataPlane(models, watcher)
+    if settings.EVENTS_URL:
+        plane.watchers.append(InferenceEvents(settings))
+    if settings.DRIFT_REFERENCE:
+        plane.watchers.append(drift := DriftMonitor(settings.DRIFT_REFERENCE,
+                                                    settings.DRIFT_WINDOW))
+        context.watch_drift(app, drift)
     context.serve(app, plane)
     if settings.GRPC_BIND:  # gRPC's modules only where it is served
         from app.http.grpc_keys import KeyInterceptor

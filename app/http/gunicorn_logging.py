@@ -8,8 +8,9 @@ byte for byte gunicorn's own. gunicorn.conf.py picks AccessLogger, or JsonLogger
 
 The JSON line is one object per request, on stdout with the app's own JSON lines: time,
 level, request id, method, path, status, duration, model and version (from the
-response's headers), client, the API key's name (never the key) and a verified client
-certificate's subject. Built with json.dumps, so a quote in a user agent cannot break it.
+response's headers), the trace ID (X-Trace-ID, with tracing on), client, the API key's
+name (never the key) and a verified client certificate's subject. Built with json.dumps,
+so a quote in a user agent cannot break it.
 
 gunicorn's master imports this module: it must not import Flask (nor app modules that
 do), or the workers inherit a half-torn-down Flask at exit and print tracebacks.
@@ -125,7 +126,7 @@ class JsonLogger(Logger):
             "client": atoms["h"], "user_agent": atoms["a"],
             "model": _value(atoms["{x-model-name}o"]),
             "version": _value(atoms["{x-model-version}o"]),
-            "key": environ.get("h5serve.caller"),
+            "trace_id": _value(atoms["{x-trace-id}o"]), "key": environ.get("h5serve.caller"),
             "cert": _value(atoms["{x-client-cert-subject}i"]), "pid": atoms["p"],
         }
         self.access_log.info(json.dumps(entry, ensure_ascii=False))

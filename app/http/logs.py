@@ -3,7 +3,8 @@
 Text goes to stderr, as before. JSON goes to stdout, one object per line, beside
 gunicorn's access log (app.http.gunicorn_logging), so a log shipper reads one clean
 stream; TensorFlow's C++ lines are written to stderr by TensorFlow itself, as plain text,
-and never mix into it. Every line written while a request runs names its request ID.
+and never mix into it. Every line written while a request runs names its request ID, and
+with tracing on its trace ID, so a log line leads to the trace.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 
 from app.http.gunicorn_logging import iso_time
 from app.protocols.rest.request_ids import RequestIdFilter
+from app.runtime.tracing import current_trace_id
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s [%(request_id)s]: %(message)s"
 
@@ -26,6 +28,8 @@ class JsonFormatter(logging.Formatter):
                  "logger": record.name, "pid": record.process,
                  "request_id": getattr(record, "request_id", "-"),
                  "message": record.getMessage()}
+        if trace_id := current_trace_id():
+            entry["trace_id"] = trace_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

@@ -1,27 +1,27 @@
 """Adaptive micro-batching: requests that arrive while the model is busy share a batch.
 
-Every served model version has its own MicroBatcher (app.runtime.inference), and its one
-loop owns that version's model, so no model is ever called concurrently with itself. The
-loop takes whatever is queued (up to MAX_BATCH_SIZE rows), runs it, and hands each
-request its own rows back. An idle model runs a lone request at once; the optional
-MAX_BATCH_DELAY_MS only applies when there is something to wait for. Other work for the
-model (explanations: a forward and a backward pass) waits in its own bounded queue and
-runs on the same thread only when no prediction is waiting.
-The model only ever sees a few batch shapes (app.runtime.padding).
+Every served model version has its own MicroBatcher (app.runtime.inference), and its one loop
+owns that version's model, so no model is ever called concurrently with itself. The loop takes
+whatever is queued (up to MAX_BATCH_SIZE rows), runs it, and hands each request its own rows
+back. An idle model runs a lone request at once; the optional MAX_BATCH_DELAY_MS only applies
+when there is something to wait for. Other work for the model (explanations: a forward and a
+backward pass) waits in its own bounded queue and runs on the same thread only when no
+prediction is waiting. The model only ever sees a few batch shapes (app.runtime.padding). A
+traced request's batch run is recorded as a span linked to it (app.runtime.tracing).
 
-Under gunicorn's gevent worker `threading` is monkey-patched: the loop is then a
-greenlet, and the forward pass runs in a real thread (app.runtime.offload), so the hub keeps
-serving /healthz and new connections while a batch computes. Without gevent (tests,
-sync servers) the loop is a plain thread.
+Under gunicorn's gevent worker `threading` is monkey-patched: the loop is then a greenlet, and
+the forward pass runs in a real thread (app.runtime.offload), so the hub keeps serving /healthz
+and new connections while a batch computes. Without gevent (tests, sync servers) the loop is a
+plain thread.
 
-Several models' loops run side by side, each with its own bounded queue (one busy model
-answers 503 for itself only), and a new version loads in app.runtime.rollout's one load
-thread while they run. Loads are serialised among themselves (one thread, one look at a
-time) but not against other models' forward passes: those share no TensorFlow object with
-a loading version (each has its own Keras model, variables and traced function, and Keras
-keeps its global state per thread), and a lock would stall every model for the seconds a
-load takes. tests/runtime/test_repository.py checks that answers stay right while versions load
-beside other models' running batchers and explanations.
+Several models' loops run side by side, each with its own bounded queue (one busy model answers
+503 for itself only), and a new version loads in app.runtime.rollout's one load thread while
+they run. Loads are serialised among themselves (one thread, one look at a time) but not against
+other models' forward passes: those share no TensorFlow object with a loading version (each has
+its own Keras model, variables and traced function, and Keras keeps its global state per
+thread), and a lock would stall every model for the seconds a load takes.
+tests/runtime/test_repository.py checks that answers stay right while versions load beside
+other models' running batchers and explanations.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import numpy as np
 from app.runtime.errors import Overloaded
 from app.runtime.offload import ThreadRunner
 from app.runtime.padding import bucket_sizes, predict_padded
+from app.runtime.tracing import BatchRun, RequestTrace
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ BatchObserver = Callable[[int, list[float], float], None]
 @dataclass
 class _Job:
     rows: np.ndarray
+    trace: RequestTrace | None = None
     future: Future = field(default_factory=Future)
     queued_at: float = field(default_factory=time.perf_counter)
 
@@ -58,7 +60,6 @@ class _Job:
 @dataclass
 class _Task:
     """Low-priority work for the model thread: fn(*args)."""
-
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     future: Future = field(default_factory=Future)
@@ -90,21 +91,18 @@ class MicroBatcher:
         """False if the batching loop has died (the process can no longer infer)."""
         return self._thread.is_alive()
 
-    def submit(self, rows: np.ndarray) -> np.ndarray:
-        """Run `rows` (model input, batch axis first) and return their outputs.
-
-        Raises Overloaded at once when MAX_QUEUE_SIZE requests are already waiting.
-        """
-        job = _Job(rows)
+    def submit(self, rows: np.ndarray, trace: RequestTrace | None = None) -> np.ndarray:
+        """Run `rows` (model input, batch axis first) and return their outputs (and record
+        the batch in the request's trace); Overloaded at once when MAX_QUEUE_SIZE requests
+        are already waiting."""
+        job = _Job(rows, trace)
         self._enqueue(self._jobs, job, self.max_queue,
                       "The server is at capacity; retry in a moment.", retry_after_s=1)
         return job.future.result()
 
     def run_task(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run fn(*args) on the model thread once no prediction is waiting; its result.
-
-        Raises Overloaded at once when max_tasks are already waiting.
-        """
+        Raises Overloaded at once when max_tasks are already waiting."""
         task = _Task(fn, args)
         self._enqueue(self._tasks, task, self.max_tasks,
                       "Too many explanations are waiting; retry in a moment.", retry_after_s=2)
@@ -173,7 +171,7 @@ class MicroBatcher:
 
     def _execute(self, batch: list[_Job]) -> None:
         """Run the batch; on failure, run each job alone so one bad job fails only itself."""
-        started = time.perf_counter()
+        started, started_ns = time.perf_counter(), time.time_ns()
         try:
             outputs = self._run_rows(np.concatenate([job.rows for job in batch]))
         except Exception as exc:
@@ -187,6 +185,8 @@ class MicroBatcher:
         if self._observe is not None:
             self._observe(len(outputs), [started - job.queued_at for job in batch],
                           time.perf_counter() - started)
+        if traced := [job.trace for job in batch if job.trace is not None]:
+            BatchRun(traced, started_ns, time.time_ns(), len(outputs))
         start = 0
         for job in batch:
             job.future.set_result(outputs[start:start + len(job.rows)])

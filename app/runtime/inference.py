@@ -26,6 +26,7 @@ from app.runtime.offload import ThreadRunner, real_lock
 from app.runtime.overlay import overlay_png
 from app.runtime.prediction_log import PredictionLog
 from app.runtime.spec import ImageSpec
+from app.runtime.tracing import RequestTrace
 
 # Uploads at least this big are decoded in a real thread: a 12 MP JPEG takes ~40 ms,
 # which would stall every other request of the worker. Small ones decode inline
@@ -152,11 +153,12 @@ class InferenceService:
                                f"labels are: {', '.join(self.labels)}.")
         return self.labels.index(label)
 
-    def classify(self, batch: np.ndarray, image: DecodedImage | None = None) -> np.ndarray:
+    def classify(self, batch: np.ndarray, image: DecodedImage | None = None,
+                 trace: RequestTrace | None = None) -> np.ndarray:
         """A float32 batch in the model's input shape -> probabilities, from the batcher,
         recorded for the quality metrics and the prediction log (with the upload when the
-        batch is one image)."""
-        probabilities = self.batcher.submit(batch)
+        batch is one image) and in the request's trace."""
+        probabilities = self.batcher.submit(batch, trace)
         if self.prediction_log is not None:
             assert self.classifier.card is not None
             self.prediction_log.record(self.name, self.version, self.labels, probabilities,

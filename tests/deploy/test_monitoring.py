@@ -113,7 +113,8 @@ def test_prometheus_scrapes_h5serve_and_answers_the_queries_that_matter(promethe
     rules = requests.get(url + "/api/v1/rules", timeout=10).json()["data"]["groups"]
     assert {r["name"] for g in rules for r in g["rules"]} == {
         "H5serveDown", "H5serveErrorRatio", "H5serveSlow", "H5serveQueueSaturated",
-        "H5serveLowConfidence", "H5serveWorkerRestarts", "H5serveRolloutStuck"}
+        "H5serveLowConfidence", "H5serveWorkerRestarts", "H5serveRolloutStuck",
+        "H5serveDrift"}
 
 
 def test_every_dashboard_panel_is_a_query_prometheus_answers(prometheus) -> None:

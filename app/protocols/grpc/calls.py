@@ -20,6 +20,8 @@ import grpc
 
 from app.protocols.status import http_status
 from app.runtime.dataplane import Call, DataPlane
+from app.runtime.dataplane.calls import Origin
+from app.runtime.dataplane.calls import request_id as new_or_offered
 from app.runtime.errors import (
     Forbidden,
     InvalidInput,
@@ -61,10 +63,17 @@ def client(context: grpc.ServicerContext) -> str:
     return f"id:{given}" if given else f"addr:{context.peer().rsplit(':', 1)[0]}"
 
 
+def request_id(context: grpc.ServicerContext) -> str:
+    """nginx's X-Request-ID (a client's own if well formed), else a new one."""
+    return new_or_offered(str(dict(context.invocation_metadata() or ()).get("x-request-id",
+                                                                          "")))
+
+
 def answer(plane: DataPlane, method: str, context: grpc.ServicerContext,
            handler: Callable[[Call], T]) -> T:
     """Run one call in its own Call: errors become its status; it is counted once."""
-    call = plane.call(lambda: client(context))
+    call = plane.call(Origin(lambda: client(context), lambda: request_id(context), method,
+                             lambda: dict(context.invocation_metadata() or ())))
     status = 200
     try:
         return handler(call)

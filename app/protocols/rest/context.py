@@ -6,17 +6,22 @@ may refuse it: a route's first `inference(...)` leases the version its URL asks 
 holds it until the request ends, and the Call records the request in the metrics once.
 Every response that used a model names it in `X-Model-Name` and `X-Model-Version` (the
 seed routes' JSON stays as is). A model's canary routes each client the same way: by its
-API key's caller, else its `X-Client-Id` header, else its address.
+API key's caller, else its `X-Client-Id` header, else its address. A traced request's
+span is named after its route and its trace ID is echoed in `X-Trace-ID`.
 """
 
 from __future__ import annotations
 
 from flask import Flask, Response, current_app, g, request
 
+from app.protocols.rest import request_ids
 from app.runtime.dataplane import Call, DataPlane
+from app.runtime.dataplane.calls import Origin
+from app.runtime.drift import DriftMonitor
 from app.runtime.inference import InferenceService
 
 _EXTENSION = "h5serve"
+_DRIFT = "h5serve.drift"
 
 
 def install(app: Flask) -> None:
@@ -24,7 +29,10 @@ def install(app: Flask) -> None:
 
     @app.before_request
     def _open() -> None:
-        g.h5serve_call = dataplane().call(client)
+        rule = request.url_rule.rule if request.url_rule else "unmatched"
+        g.h5serve_call = dataplane().call(Origin(client, request_ids.current,
+                                                 f"{request.method} {rule}",
+                                                 lambda: request.headers))
 
     @app.after_request
     def _answered(response: Response) -> Response:
@@ -32,6 +40,8 @@ def install(app: Flask) -> None:
         if held.served is not None:
             response.headers["X-Model-Name"] = held.served.name
             response.headers["X-Model-Version"] = str(held.served.version)
+        if held.trace is not None:
+            response.headers["X-Trace-ID"] = held.trace.trace_id
         held.end(request.url_rule.rule if request.url_rule else "unmatched", request.method,
                  response.status_code)
         return response
@@ -56,6 +66,16 @@ def client() -> str:
 def serve(app: Flask, plane: DataPlane) -> None:
     """Make `plane` the data plane the app's routes use."""
     app.extensions[_EXTENSION] = plane
+
+
+def watch_drift(app: Flask, monitor: DriftMonitor) -> None:
+    """Show `monitor`'s figures in GET /models/<name> (DRIFT_REFERENCE)."""
+    app.extensions[_DRIFT] = monitor
+
+
+def drift() -> DriftMonitor | None:
+    """The worker's drift monitor, None when drift is off."""
+    return current_app.extensions.get(_DRIFT)
 
 
 def dataplane() -> DataPlane:

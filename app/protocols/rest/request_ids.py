@@ -9,13 +9,12 @@ bodies carry it too, so a user's bug report names the request.
 from __future__ import annotations
 
 import logging
-import re
-import uuid
 
 from flask import Flask, Response, g, has_request_context, request
 
+from app.runtime.dataplane.calls import request_id
+
 HEADER = "X-Request-ID"
-_WELL_FORMED = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def install(app: Flask) -> None:
@@ -23,8 +22,7 @@ def install(app: Flask) -> None:
 
     @app.before_request
     def _assign() -> None:
-        offered = request.headers.get(HEADER, "")
-        g.request_id = offered if _WELL_FORMED.match(offered) else uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get(HEADER, ""))
 
     @app.after_request
     def _echo(response: Response) -> Response:

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify
 
 from app.metrics import exposition
 from app.protocols.rest.bodies import read_image_upload, read_json_body
-from app.protocols.rest.context import call, dataplane, inference
+from app.protocols.rest.context import call, dataplane, drift, inference
 from app.protocols.rest.errors import ApiError
 from app.protocols.rest.openapi import openapi_document
 from app.protocols.rest.rows import parse_pixel_rows
@@ -88,9 +88,11 @@ def readyz() -> Response:
 @bp.get("/models/<name>/versions/<version>")
 def model_info(name: str | None = None, version: str | None = None) -> Response:
     """Name, version, input spec, labels, preprocessing and library versions; for a
-    model on a roll-out, its state and evidence too."""
+    model on a roll-out, its state and evidence too; with DRIFT_REFERENCE, its drift."""
     description = inference(name, version).classifier.describe()
     rollout = dataplane().rollout_status(description["name"])
+    if (monitor := drift()) is not None:
+        description["drift"] = monitor.figures(description["name"], description["version"])
     return jsonify({**description, "rollout": rollout} if rollout else description)
 
 

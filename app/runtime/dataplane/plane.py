@@ -9,13 +9,12 @@ to requests that named no version feed the model's roll-out (app.runtime.canary)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from app.config import VERSION
 from app.runtime.canary.rules import PROMOTE, ROLL_BACK
 from app.runtime.dataplane.batches import model_batch, outputs
-from app.runtime.dataplane.calls import Call, version_number
+from app.runtime.dataplane.calls import Call, Origin, Watcher, version_number
 from app.runtime.dataplane.types import (
     OUTPUT_NAME,
     InferRequest,
@@ -41,11 +40,13 @@ class DataPlane:
     def __init__(self, models: ModelRepository, rollout: Rollout) -> None:
         self.models = models
         self.rollout = rollout
+        self.watchers: list[Watcher] = []  # see every answer: inference events, drift
 
-    def call(self, client: Callable[[], str] = str) -> Call:
-        """A new request's Call: its lease and its metrics. `client` says who asks (the
-        API key's caller, else X-Client-Id, else the address): a canary sticks to it."""
-        return Call(self.models, client, self.rollout.trials.route)
+    def call(self, origin: Origin | None = None) -> Call:
+        """A new request's Call: its lease, metrics and trace. `origin.client` says who
+        asks (the API key's caller, else X-Client-Id, else the address): a canary sticks
+        to it."""
+        return Call(self.models, origin or Origin(), self.rollout.trials.route, self.watchers)
 
     @property
     def max_rows(self) -> int:
@@ -62,8 +63,9 @@ class DataPlane:
         started = time.perf_counter()
         try:
             batch, images = model_batch(service, request.inputs, request.keep_pictures)
+            call.stage("decode")
             probabilities = service.classify(batch, image=images[0] if len(images) == 1
-                                             else None)
+                                             else None, trace=call.trace)
         except Exception as error:
             if call.routed and (not isinstance(error, ServingError)
                                 or isinstance(error, Overloaded)):  # the server's fault
@@ -72,9 +74,9 @@ class DataPlane:
         if call.routed:
             self.rollout.trials.observe(service, probabilities, time.perf_counter() - started,
                                         _rerun(request))
-        return InferResponse(service.name, service.version, service.labels, probabilities,
-                             outputs(service.labels, probabilities, request.outputs),
-                             batch, images)
+        return call.answered(request, InferResponse(
+            service.name, service.version, service.labels, probabilities,
+            outputs(service.labels, probabilities, request.outputs), batch, images))
 
     def explain(self, call: Call, request: InferRequest, label: str | None
                 ) -> tuple[InferResponse, list[Explanation], list[bytes | None]]:
