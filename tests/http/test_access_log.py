@@ -109,6 +109,7 @@ def test_the_size_is_what_went_out(sent: int | None, length: int | None, omits_b
     assert json.loads(_line(JsonLogger, SERVED_FORMAT, request))["bytes"] == logged
 
 
+@pytest.mark.slow  # a live gunicorn
 def test_a_static_file_is_logged_with_its_size(tmp_path: Path) -> None:
     """Served by gunicorn's sendfile (Flask's send_file), as a browser loads the page."""
     size = (ROOT / "static" / "app.js").stat().st_size

@@ -188,6 +188,7 @@ def _api_keys(keys_path: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow  # a live gunicorn
 def test_rotation_under_load_fails_no_request(secured: Flask, keys_path: Path,
                                               tmp_path: Path) -> None:
     """Two gunicorn workers under a steady load of 4 clients while scripts/api-keys.sh adds a
@@ -299,6 +300,7 @@ def test_keys_on_in_one_setting_read_the_file_the_script_writes(
     assert named.keys_file == Path("/k")
 
 
+@pytest.mark.slow  # a live gunicorn
 def test_no_key_reaches_a_log_line_or_a_metric(keys_path: Path, tmp_path: Path) -> None:
     """A live server: right, wrong, hostile and revoked keys; then grep everything."""
     import requests

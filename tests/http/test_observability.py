@@ -77,6 +77,7 @@ def test_json_logs_name_the_request(monkeypatch: pytest.MonkeyPatch,
         create_app({"MODEL_PATH": DEFAULT_MODEL_PATH})  # text logs again for the others
 
 
+@pytest.mark.slow  # a live gunicorn
 def test_gunicorn_with_json_logs_writes_only_json_to_stdout(tmp_path: Path) -> None:
     """The access log and the app's log as JSON lines on stdout; TensorFlow's C++ lines
     and gunicorn's own on stderr."""

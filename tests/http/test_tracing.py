@@ -26,6 +26,8 @@ import requests
 from otlp_receiver import Receiver, otlp_receiver
 from servers import ROOT, free_port
 
+pytestmark = [pytest.mark.slow]
+
 EXAMPLE = ROOT / "static" / "examples" / "ankle_boot.png"
 STAGES = ("read", "decode", "queue wait", "batch", "answer")
 
@@ -165,8 +167,6 @@ DROPS = """
 import time
 from app import metrics
 from app.runtime import tracing
-
-pytestmark = [pytest.mark.slow]
 tracing.configure("http://127.0.0.1:{port}")
 started = time.perf_counter()
 for _ in range(20):

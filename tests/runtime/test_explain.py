@@ -205,6 +205,7 @@ def test_the_page_and_the_server_use_one_colour_scale(fashion_app) -> None:
     assert json.loads(colors) == json.loads(json.dumps(COLOR_STOPS))
 
 
+@pytest.mark.slow  # a live gunicorn
 def test_first_explanations_at_once_under_gunicorn_gevent(tmp_path: Path) -> None:
     """Eight first explanations at once in one gevent worker: they wait for one trace of
     the gradient graph (in real threads) and none hangs."""

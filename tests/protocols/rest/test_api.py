@@ -205,7 +205,7 @@ def test_a_full_queue_is_503_with_retry_after_on_every_door(
     """The runtime's Overloaded (no HTTP in it) becomes each protocol's own 503."""
     from app.runtime.errors import Overloaded
 
-    def full(rows: np.ndarray) -> np.ndarray:
+    def full(rows: np.ndarray, *_: object) -> np.ndarray:
         raise Overloaded("The server is at capacity; retry in a moment.", retry_after_s=1)
 
     monkeypatch.setattr(served(app).batcher, "submit", full)
