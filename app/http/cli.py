@@ -71,7 +71,8 @@ def _as_dict(found: Inspection) -> dict[str, object]:
                        for s in found.scores],
             "best_scale": found.best.scale if found.best else None,
             "skipped": found.skipped, "card_path": str(found.card_path), "card": found.card(),
-            "labels_to_fill": found.labels_to_fill}
+            "labels_to_fill": found.labels_to_fill,
+            "prepared": json.loads(found.prepared.to_json()) if found.prepared else None}
 
 
 def _as_text(found: Inspection) -> str:
@@ -89,6 +90,9 @@ def _as_text(found: Inspection) -> str:
           if d["calibration"] else []),
         f"labels   {len(labels)} from {d['labels_from']}: {', '.join(labels[:12])}"
         + (", ..." if len(labels) > 12 else ""),
+        f"runtime  {found.prepared.runtime} on this host ({found.prepared.reason}; prepared "
+        f"in {found.prepared.seconds:.1f} s)" if found.prepared else
+        "runtime  not prepared on this host yet: a worker prepares it at its first start",
     ]
     if found.scores:
         best = found.best

@@ -12,10 +12,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from app.config import Settings
+from app.config import PROJECT_ROOT, Settings
 from app.runtime.classifier import Classifier
 from app.runtime.labelled_folders import ExamplesError, name_labels, read_labelled_folders
-from app.runtime.self_check import answers, candidate_scales, decode_examples
+from app.runtime.model_card import ModelCard, ModelCardError
+from app.runtime.prepared import Prepared, stored
+from app.runtime.self_check import (
+    answers,
+    candidate_scales,
+    decode_examples,
+    labelled_examples,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class Inspection:
 
     description: dict[str, Any]
     card_path: Path
+    prepared: Prepared | None = None  # what this host's workers serve it as, if prepared
     scores: tuple[Score, ...] = ()
     folder_labels: tuple[str, ...] | None = None  # labels read from folder names
     skipped: list[str] = field(default_factory=list)
@@ -65,7 +73,7 @@ def inspect_model(path: Path, examples: Path | None = None,
     classifier = Classifier(path, Settings(SELF_CHECK="warn", RUNTIME="tensorflow"))
     classifier.load()
     assert classifier.image_spec and classifier.output_spec
-    found = Inspection(classifier.describe(), path.with_suffix(".json"))
+    found = Inspection(classifier.describe(), path.with_suffix(".json"), _prepared(path))
     if examples is None:
         return found
     labelled, skipped = read_labelled_folders(examples, per_label)
@@ -85,3 +93,16 @@ def inspect_model(path: Path, examples: Path | None = None,
                             len(labelled)))
     return replace(found, scores=tuple(scores), folder_labels=folder_labels,
                    skipped=skipped)
+
+
+def _prepared(path: Path) -> Prepared | None:
+    """The model as prepared on this host under this environment's settings (with the card
+    examples a worker reads: beside the model, and the bundled ones)."""
+    try:
+        settings = Settings.load()
+        card = ModelCard.for_model(path)
+    except (ValueError, ModelCardError):
+        return None
+    folders = [path.parent / "examples", PROJECT_ROOT / "static" / "examples"]
+    return stored(path, card, labelled_examples(card, folders), settings)
+

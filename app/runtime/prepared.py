@@ -81,6 +81,12 @@ def _frozen(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
 
 
+def _canonical(card: ModelCard) -> bytes:
+    """The card as bytes that are the same in every process (a frozenset's repr is not:
+    its order follows the per-process string hash)."""
+    return json.dumps(asdict(card), sort_keys=True, default=sorted).encode()
+
+
 def failure(message: str) -> str:
     """A model that cannot be served, stored like a result: every worker says the same."""
     return json.dumps({"error": message})
@@ -92,7 +98,7 @@ def prepared_key(path: Path, card: ModelCard, examples: list[LabelledExample],
     labelled examples folder's files, the deciding settings and the libraries' versions
     (read without importing them)."""
     digest = file_digest(path)
-    digest.update(repr(card).encode())
+    digest.update(_canonical(card))
     for example in examples:
         digest.update(f"|{example.file}|{example.label}|".encode())
         digest.update(hashlib.sha256(example.data).digest())
@@ -128,6 +134,20 @@ def prepare(request: dict[str, Any], key: str, settings: Settings) -> Prepared |
         log.info("%s: prepared in %.1f s (in a separate process): runtime %s", request["path"],
                  prepared.seconds, prepared.runtime)
         return prepared
+
+
+def stored(path: Path, card: ModelCard, examples: list[LabelledExample], settings: Settings
+           ) -> Prepared | None:
+    """What this host prepared for the model under `settings`, if it has (flask inspect
+    shows it); nothing is created or locked to find out."""
+    if settings.RUNTIME_CACHE_DIR is None:
+        return None
+    file = settings.RUNTIME_CACHE_DIR / prepared_key(path, card, examples, settings) \
+        / "prepared" / FILE
+    try:
+        return Prepared.from_json(file.read_text())
+    except (OSError, ModelLoadError):  # not prepared yet, or refused (the log says why)
+        return None
 
 
 def settings_overrides(settings: Settings) -> dict[str, Any]:

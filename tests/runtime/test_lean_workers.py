@@ -9,13 +9,14 @@ unloads them), which is what `sys.modules` would say, from outside the process.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from servers import ROOT, free_port, gunicorn
+from servers import ROOT, VENV_BIN, free_port, gunicorn
 
 from app.config import DEFAULT_MODEL_PATH, Settings
 from app.runtime.classifier import Classifier
@@ -110,3 +111,16 @@ def test_a_prepared_description_survives_its_json(cache: Path) -> None:
     prepared = Prepared.from_json(stored.read_text())
     assert Prepared.from_json(prepared.to_json()) == prepared
     assert prepared.runtime == "onnxruntime" and Path(prepared.artefact).is_dir()
+
+
+def test_inspect_shows_how_this_host_prepared_the_model(cache: Path) -> None:
+    env = {**os.environ, "RUNTIME": "onnxruntime", "RUNTIME_CACHE_DIR": str(cache)}
+    command = [str(VENV_BIN / "flask"), "--app", "app", "inspect", str(DEFAULT_MODEL_PATH)]
+    shown = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "runtime  onnxruntime on this host (RUNTIME=onnxruntime; prepared in" in shown.stdout
+    elsewhere = subprocess.run(command, cwd=ROOT, env={**env, "RUNTIME": "openvino"},
+                               capture_output=True, text=True, timeout=300)
+    assert "runtime  not prepared on this host yet" in elsewhere.stdout
+
