@@ -53,6 +53,7 @@ def stack(model: Path, workers: int, root: Path = ROOT,
            "APP_PORT": str(free_port()), "HTTP_PORT": str(free_port()), "HTTPS_PORT": str(port),
            "STACK_DIR": str(directory), "STACK_STATE": str(directory / "state"),
            "VENV": sys.prefix, "RATE_LIMIT": "1000000r/s", "RATE_LIMIT_BURST": "1000000",
+           "MAX_REQUESTS": "0",  # no worker recycled while measured (its CPU would vanish)
            **extra_env}
     script = str(root / "scripts" / "stack.sh")
     started = time.monotonic()
