@@ -89,3 +89,20 @@ def gunicorn(model_path: Path, log_path: Path, workers: int = 1,
         yield base, process
     finally:
         stop(process)
+
+
+@contextmanager
+def stack_sh(env: dict[str, str]) -> Iterator[None]:
+    """`scripts/stack.sh up` with `env` (nginx TLS in front of gunicorn), and `down` after,
+    whatever happens; an `up` or a `down` that fails fails the test."""
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(ROOT / "scripts" / "stack.sh"), command], env=env,
+                              capture_output=True, text=True, timeout=180)
+
+    started = run("up")
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield
+    finally:
+        assert run("down").returncode == 0
+

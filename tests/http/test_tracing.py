@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 from otlp_receiver import Receiver, otlp_receiver
-from servers import ROOT, free_port
+from servers import ROOT, free_port, stack_sh
 
 pytestmark = [pytest.mark.slow]
 
@@ -53,17 +53,9 @@ def traced() -> Iterator[TracedStack]:
                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "50",
                "OTEL_SERVICE_NAME": "h5serve-test"}
 
-        def stack(command: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([str(ROOT / "scripts" / "stack.sh"), command], env=env,
-                                  capture_output=True, text=True, timeout=180)
-
-        started = stack("up")
-        try:
-            assert started.returncode == 0, started.stdout + started.stderr
+        with stack_sh(env):
             yield TracedStack(directory, f"https://127.0.0.1:{https}", f"127.0.0.1:{grpc}",
                               str(directory / "certs" / "fullchain.pem"), receiver)
-        finally:
-            stack("down")
             shutil.rmtree(directory, ignore_errors=True)
 
 

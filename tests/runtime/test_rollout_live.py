@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ import pytest
 import requests
 from helpers import encode
 from load import Load
-from servers import ROOT, free_port
+from servers import free_port, stack_sh
 from toy_models import brightness_model
 
 from app.config import DEFAULT_MODEL_PATH
@@ -63,18 +62,10 @@ def stack() -> Iterator[tuple[str, str, Path, Path]]:
            "MODEL_REPOSITORY": str(repo), "DEFAULT_MODEL": "fashion",
            "MODEL_POLL_SECONDS": str(POLL_S), "RATE_LIMIT": "5000r/s"}  # load, not abuse
 
-    def run(command: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(ROOT / "scripts" / "stack.sh"), command], env=env,
-                              capture_output=True, text=True, timeout=180)
-
-    started = run("up")
-    try:
-        assert started.returncode == 0, started.stdout + started.stderr
+    with stack_sh(env):
         yield (f"https://127.0.0.1:{ports['HTTPS_PORT']}",
                str(directory / "stack" / "certs" / "fullchain.pem"), repo,
                directory / "stack" / "logs" / "app.log")
-    finally:
-        assert run("down").returncode == 0
         shutil.rmtree(directory, ignore_errors=True)
 
 
