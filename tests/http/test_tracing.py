@@ -53,9 +53,12 @@ def traced() -> Iterator[TracedStack]:
                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "50",
                "OTEL_SERVICE_NAME": "h5serve-test"}
 
-        with stack_sh(env):
-            yield TracedStack(directory, f"https://127.0.0.1:{https}", f"127.0.0.1:{grpc}",
-                              str(directory / "certs" / "fullchain.pem"), receiver)
+        try:
+            with stack_sh(env):
+                yield TracedStack(directory, f"https://127.0.0.1:{https}",
+                                  f"127.0.0.1:{grpc}", str(directory / "certs" / "fullchain.pem"),
+                                  receiver)
+        finally:  # after down: it reads its state there
             shutil.rmtree(directory, ignore_errors=True)
 
 

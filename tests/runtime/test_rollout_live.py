@@ -62,10 +62,12 @@ def stack() -> Iterator[tuple[str, str, Path, Path]]:
            "MODEL_REPOSITORY": str(repo), "DEFAULT_MODEL": "fashion",
            "MODEL_POLL_SECONDS": str(POLL_S), "RATE_LIMIT": "5000r/s"}  # load, not abuse
 
-    with stack_sh(env):
-        yield (f"https://127.0.0.1:{ports['HTTPS_PORT']}",
-               str(directory / "stack" / "certs" / "fullchain.pem"), repo,
-               directory / "stack" / "logs" / "app.log")
+    try:
+        with stack_sh(env):
+            yield (f"https://127.0.0.1:{ports['HTTPS_PORT']}",
+                   str(directory / "stack" / "certs" / "fullchain.pem"), repo,
+                   directory / "stack" / "logs" / "app.log")
+    finally:  # after down: it reads its state there
         shutil.rmtree(directory, ignore_errors=True)
 
 
