@@ -18,6 +18,7 @@ from typing import Any
 from app.config import Settings
 from app.runtime.calibration import Calibration, calibrate
 from app.runtime.labelled_folders import (
+    ExamplesError,
     digest,
     examples_folder,
     label_folders,
@@ -69,10 +70,21 @@ def calibrate_on_load(path: Path, card: ModelCard, spec: ImageSpec, output: Outp
     try:
         per_label = max(1, MAX_EXAMPLES // max(1, len(label_folders(folder))))
         labelled, _ = read_labelled_folders(folder, per_label)
-        labelled, folder_labels = name_labels(labelled, output.labels,
-                                              card.labels_from or "their indexes", folder)
+    except ValueError as exc:  # ExamplesError: no usable folder
+        raise ModelLoadError(f"{path}: labelled examples: {exc}") from None
+    labels_from = card.labels_from or "their indexes"
+    try:
+        labelled, folder_labels = name_labels(labelled, output.labels, labels_from, folder)
+    except ExamplesError as exc:
+        if labels_from != "their indexes":  # named labels: a folder names none of them
+            raise ModelLoadError(f"{path}: labelled examples: {exc}") from None
+        # Only class indexes and fewer folders than classes, named otherwise: nothing
+        # says which index each is, so the examples cannot score; not an error.
+        log.warning("model %s: examples in %s not used (%s)", path.name, folder, exc)
+        return None
+    try:
         pixels = decode_examples(labelled, replace(spec, invert=False))
-    except ValueError as exc:  # ExamplesError, or an example that is not an image
+    except ValueError as exc:  # an example that is not an image
         raise ModelLoadError(f"{path}: labelled examples: {exc}") from None
     if folder_labels:
         output = replace(output, labels=folder_labels)

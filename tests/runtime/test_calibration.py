@@ -255,3 +255,19 @@ def test_inspect_shows_what_the_examples_beside_the_model_calibrated(make_app, t
     assert result.exit_code == 0, result.output
     assert 'model.examples: preprocessing calibrated from 40 labelled examples: "scale": ' \
            '"unit", "channels": "bgr", 40/40 right' in result.output
+
+
+def test_fewer_unnamed_folders_than_an_index_model_s_classes_are_no_error(
+        make_app, trained, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A model with only class indexes (4 here), and 2 folders named otherwise: nothing
+    says which index each is, so the examples cannot score; it is served, with a warning."""
+    folder = tmp_path / "indexes"
+    folder.mkdir()
+    shutil.copy(trained["raw"], folder / "model.h5")
+    for name in ("bag", "trouser"):
+        shutil.copytree(trained["raw"].with_suffix(".examples") / name,
+                        folder / "model.examples" / name)
+    app = make_app(folder / "model.h5", RUNTIME="tensorflow")
+    described = app.test_client().get("/model").get_json()
+    assert described["calibration"] is None and described["labels_from"] == "their indexes"
+    assert "examples in" in caplog.text and "not used" in caplog.text
