@@ -56,6 +56,7 @@ class Classifier:
         self.choices: dict[str, Choice] = {}  # scaling and output kind, with their reasons
         self.load_seconds: float | None = None
         self.runtime: Selection | None = None
+        self.batch_limit = self.settings.MAX_BATCH_SIZE  # prepared models measure theirs
         self.versions: dict[str, str | None] = {}  # the libraries that read it
         self.calibrated: dict[str, Any] | None = None  # by a labelled examples folder
         self._input_name = "input"
@@ -104,6 +105,8 @@ class Classifier:
         if "tensorflow" not in sys.modules and self.settings.RUNTIME != "tensorflow":
             key = prepared_key(self.path, self.card, examples, self.settings)
             prepared = prepare(self.preparation_request(), key, self.settings)
+        if prepared is not None:
+            self.batch_limit = min(prepared.batch_limit, self.settings.MAX_BATCH_SIZE)
         if prepared is None or prepared.runtime == "tensorflow":
             self.read_with_keras(examples)
         else:
@@ -180,6 +183,7 @@ class Classifier:
             "calibration": self.calibrated,
             "input": self.image_spec.describe(),
             "load_seconds": round(self.load_seconds or 0.0, 3),
-            "runtime": self.runtime.describe() if self.runtime else None,
+            "runtime": {**self.runtime.describe(), "max_batch_size": self.batch_limit}
+            if self.runtime else None,
             "versions": {**self.versions, "numpy": np.__version__},
         }

@@ -64,7 +64,7 @@ class InferenceService:
         self.leases = 0  # requests holding it (app.runtime.repository drains them)
         self.prediction_log = prediction_log
         self.batcher = MicroBatcher(classifier.predict,
-                                    max_batch_size=settings.MAX_BATCH_SIZE,
+                                    max_batch_size=classifier.batch_limit,
                                     max_delay_s=settings.MAX_BATCH_DELAY_MS / 1000,
                                     max_queue=settings.MAX_QUEUE_SIZE, observer=observer,
                                     max_tasks=settings.MAX_EXPLAIN_QUEUE,

@@ -35,6 +35,7 @@ from app.runtime.spec import ImageSpec, OutputSpec
 
 log = logging.getLogger(__name__)
 FILE = "prepared.json"
+FORMAT = 2  # of prepared.json: a result written by an older h5serve is prepared again
 # Settings that change what preparing finds (the rest, ports and logs, do not).
 _DECIDING = ("SELF_CHECK", "CALIBRATE", "RUNTIME", "RUNTIME_PRECISION", "RUNTIME_PARITY",
              "MAX_BATCH_SIZE", "RUNTIME_TIMING_SECONDS", "MAX_IMAGE_PIXELS")
@@ -57,6 +58,8 @@ class Prepared:
     candidates: list[dict[str, Any]]  # every runtime tried (app.runtime.engines.decisions)
     versions: dict[str, str | None]  # the libraries that read it, for GET /model
     seconds: float  # how long preparing took
+    batch_limit: int  # the biggest batch worth forming (app.runtime.engines.timing)
+    batch_rates: dict[str, float]  # images/s by batch size, behind that limit
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, default=sorted)  # sets: the card's pinned
@@ -98,6 +101,7 @@ def prepared_key(path: Path, card: ModelCard, examples: list[LabelledExample],
     labelled examples folder's files, the deciding settings and the libraries' versions
     (read without importing them)."""
     digest = file_digest(path)
+    digest.update(f"format {FORMAT}|".encode())
     digest.update(_canonical(card))
     for example in examples:
         digest.update(f"|{example.file}|{example.label}|".encode())

@@ -69,7 +69,7 @@ def test_a_lean_worker_serves_without_tensorflow(lean) -> None:
     assert text.count("prepared earlier on this host") == 1  # the second worker waited
 
 
-def test_model_describes_the_prepared_model_as_a_read_one(lean) -> None:
+def test_model_describes_the_prepared_model_as_a_read_one(lean, cache: Path) -> None:
     base, _, _ = lean
     described = requests.get(base + "/model", timeout=10).json()
     reference = Classifier(DEFAULT_MODEL_PATH, Settings(RUNTIME="tensorflow"))
@@ -80,6 +80,9 @@ def test_model_describes_the_prepared_model_as_a_read_one(lean) -> None:
                   "versions", "calibration", "description", "low_confidence"):
         assert described[field] == expected[field], field
     assert described["runtime"]["name"] == "onnxruntime"
+    [stored] = cache.glob("*/prepared/prepared.json")
+    assert described["runtime"]["max_batch_size"] == Prepared.from_json(
+        stored.read_text()).batch_limit
 
 
 def test_the_first_explanation_reads_keras_then_answers_as_before(lean) -> None:
@@ -111,6 +114,9 @@ def test_a_prepared_description_survives_its_json(cache: Path) -> None:
     prepared = Prepared.from_json(stored.read_text())
     assert Prepared.from_json(prepared.to_json()) == prepared
     assert prepared.runtime == "onnxruntime" and Path(prepared.artefact).is_dir()
+    # the bundled model gains from every doubling: it was timed up to MAX_BATCH_SIZE
+    assert 8 <= prepared.batch_limit <= Settings().MAX_BATCH_SIZE
+    assert str(prepared.batch_limit) in prepared.batch_rates
 
 
 def test_inspect_shows_how_this_host_prepared_the_model(cache: Path) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +20,7 @@ from app.runtime.engines import Engine
 from app.runtime.engines.cache import cache_entry
 
 ROUNDS = 3
+GAIN = 1.1  # what a doubled batch must add to images/s to be worth its memory and wait
 BATCHED = 8  # the batch a busy server forms: 7 on average at c=32 with 2 workers
 Timings = dict[str, dict[int, float]]  # runtime -> batch size -> images/s
 
@@ -69,6 +72,41 @@ def cached_measure(root: Path | None, key: str, engines: list[Engine], inputs: n
         path.write_text(json.dumps(stored, indent=1))
         entry.mark_done()
         return found, False
+
+
+def batch_limit(forward: Callable[[np.ndarray], Any], shape: tuple[int, ...],
+                max_batch_size: int, seconds: float) -> tuple[int, dict[int, float]]:
+    """The biggest batch worth forming: from BATCHED, doubled (up to MAX_BATCH_SIZE) while
+    the doubled batch gives at least GAIN times the images/s; with the figures.
+
+    A big model gains nothing past a few images on a worker's one thread (MobileNetV2 on
+    OpenVINO: 108, 111, 109, 105 images/s at batch 4, 8, 16, 32), while every image in a
+    batch holds its activations (the same process: 177, 242, 352, 645 MB) and the memory
+    stays after the biggest batch has run. Timed where the model is prepared, in a process
+    that exits, so no worker pays for the batches measured here.
+    """
+    rates: dict[int, float] = {}
+
+    def rate(size: int) -> float:
+        batch = np.zeros((size, *shape), np.float32)
+        forward(batch)  # the first call at a size plans and allocates
+        best, spent = float("inf"), 0.0
+        while spent < seconds / 3 or best == float("inf"):
+            started = time.perf_counter()
+            forward(batch)
+            took = time.perf_counter() - started
+            best, spent = min(best, took), spent + took
+        rates[size] = size / best
+        return rates[size]
+
+    size = min(BATCHED, max_batch_size)
+    current = rate(size) if size < max_batch_size else 0.0
+    while size < max_batch_size:
+        bigger = min(2 * size, max_batch_size)
+        if rate(bigger) < GAIN * current:
+            break
+        size, current = bigger, rates[bigger]
+    return size, {b: round(r, 1) for b, r in sorted(rates.items())}
 
 
 def score(rates: dict[int, float]) -> float:

@@ -1,0 +1,48 @@
+"""The biggest batch worth forming (app.runtime.engines.timing.batch_limit), on stand-in
+models whose cost per call is known: sleeping is timed as faithfully as computing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from app.runtime.engines.timing import BATCHED, batch_limit
+
+
+def costing(per_call: float, per_image: float) -> Callable[[np.ndarray], np.ndarray]:
+    def forward(batch: np.ndarray) -> np.ndarray:
+        time.sleep(per_call + per_image * len(batch))
+        return np.zeros((len(batch), 2), np.float32)
+    return forward
+
+
+def test_a_model_that_gains_nothing_from_bigger_batches_stops_at_the_busy_size() -> None:
+    limit, rates = batch_limit(costing(0.0, 0.002), (4,), 32, 0.05)
+    assert limit == BATCHED
+    assert set(rates) == {BATCHED, 2 * BATCHED}  # the doubled batch was timed, then refused
+
+
+def test_a_model_whose_calls_cost_more_than_its_images_takes_the_largest_batch() -> None:
+    limit, rates = batch_limit(costing(0.01, 0.0001), (4,), 32, 0.05)
+    assert limit == 32
+    assert rates[32] > rates[16] > rates[8]
+
+
+@pytest.mark.parametrize("max_batch", [1, 4, BATCHED])
+def test_nothing_is_timed_when_the_setting_allows_no_bigger_batch(max_batch: int) -> None:
+    calls: list[int] = []
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        return batch
+
+    assert batch_limit(forward, (4,), max_batch, 0.05) == (max_batch, {})
+    assert calls == []
+
+
+def test_a_setting_between_the_doublings_is_timed_itself() -> None:
+    limit, rates = batch_limit(costing(0.01, 0.0001), (4,), 12, 0.05)
+    assert limit == 12 and set(rates) == {BATCHED, 12}
