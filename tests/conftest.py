@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -31,6 +32,15 @@ from scripts.idx import DATASET_DIR, load_idx
 
 MakeApp = Callable[..., Flask]
 pytest_plugins = ("trained_models",)  # Fashion-MNIST models trained once per session
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every server of the session is stopped by now: the session's runtime cache goes
+    (one was left in /tmp per run before), unless it is one the caller named."""
+    cache = Path(os.environ["RUNTIME_CACHE_DIR"])
+    if cache.parent == Path(tempfile.gettempdir()) \
+            and cache.name.startswith("h5serve-test-runtimes."):
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
