@@ -1,12 +1,14 @@
 """Drift: is what a model version sees and answers now what it saw when it was known right?
 
-Per served version (DRIFT_REFERENCE > 0), the first DRIFT_REFERENCE rows it answers after
-it became ready are its reference; the last DRIFT_WINDOW rows since are compared with it,
-statistic by statistic, by the population stability index
-PSI = sum over bins of (now - ref) * ln(now / ref), on shares (an empty bin counts as
-0.0001). Continuous statistics use the reference's deciles as bins, so every bin holds a
-tenth of the reference; the predicted class uses the classes. The usual reading, also the
-alert's: under 0.1 no drift, 0.1-0.25 some, above 0.25 a real shift.
+Per served version (DRIFT_REFERENCE > 0) a reference, from the first source it has
+(app.runtime.drift_sources): a reference file shipped beside the model, else its
+examples, else the first DRIFT_REFERENCE rows it answers after it became ready. The last
+DRIFT_WINDOW rows since are compared with it, statistic by statistic, by the population
+stability index PSI = sum over bins of (now - ref) * ln(now / ref), on shares (an empty
+bin counts as 0.0001). Continuous statistics use the reference's deciles as bins, so every
+bin holds a tenth of the reference; the predicted class uses the classes
+(app.runtime.drift_reference). The usual reading, also the alert's: under 0.1 no drift,
+0.1-0.25 some, above 0.25 a real shift.
 
 Statistics per row: `predicted_class`, `confidence` (the top probability), and of the model
 input: `brightness` (mean), `contrast` (standard deviation), `clipped` (share of values at
@@ -26,70 +28,60 @@ import numpy as np
 from app import metrics
 from app.runtime.dataplane import Call
 from app.runtime.dataplane.types import InferRequest, InferResponse
+from app.runtime.drift_reference import Histogram, Reference, statistics
 
-STATISTICS = ("predicted_class", "confidence", "brightness", "contrast", "clipped",
-              "aspect_ratio")
 NO_DRIFT, DRIFT = 0.1, 0.25
 EVERY = 50  # rows between two computations of the figures
-_FLOOR = 1e-4
 
 
 @dataclass
 class _Profile:
-    """One version's reference and rolling window, per statistic."""
+    """One version's reference (built from its first `size` rows when none was given)
+    and rolling window, per statistic."""
 
     classes: int
     window: int
-    reference: dict[str, list[float]] = field(default_factory=dict)
+    size: int
+    reference: Reference | None
+    building: dict[str, list[float]] = field(default_factory=dict)
     recent: dict[str, deque[float]] = field(default_factory=dict)
-    rows: int = 0
+    rows: int = 0  # since the reference was complete
     psi: dict[str, float] = field(default_factory=dict)
 
-    def add(self, values: dict[str, np.ndarray], size: int) -> bool:
+    def add(self, values: dict[str, np.ndarray]) -> bool:
         """Add a batch of rows' statistics; True when the figures are due."""
+        count = len(values["confidence"])
+        if self.reference is None:  # still building it: the whole batch goes in
+            for name, column in values.items():
+                self.building.setdefault(name, []).extend(column.tolist())
+            if len(self.building["confidence"]) >= self.size:
+                self.reference = Reference.of(self.building, self.classes, "requests")
+                self.building = {}
+            return False
         for name, column in values.items():
-            if self.rows < size:  # still building the reference
-                self.reference.setdefault(name, []).extend(column.tolist())
-            else:
-                self.recent.setdefault(name, deque(maxlen=self.window)).extend(column.tolist())
-        before, self.rows = self.rows, self.rows + len(values["confidence"])
-        return self.rows > size and before // EVERY != self.rows // EVERY
+            self.recent.setdefault(name, deque(maxlen=self.window)).extend(column.tolist())
+        before, self.rows = self.rows, self.rows + count
+        return before // EVERY != self.rows // EVERY
 
     def figures(self) -> dict[str, float]:
-        self.psi = {name: round(psi(np.array(self.reference[name]), np.array(recent),
-                                    self.classes if name == "predicted_class" else 0), 4)
-                    for name, recent in self.recent.items() if self.reference.get(name)}
+        assert self.reference is not None
+        histograms = self.reference.histograms
+        self.psi = {name: round(histograms[name].psi(np.array(recent)), 4)
+                    for name, recent in self.recent.items() if name in histograms}
         return self.psi
 
 
 def psi(reference: np.ndarray, recent: np.ndarray, classes: int = 0) -> float:
     """The population stability index of `recent` against `reference`: over `classes`
     categories, else over the reference's deciles."""
-    if classes:
-        expected = np.bincount(reference.astype(int), minlength=classes)
-        actual = np.bincount(recent.astype(int), minlength=classes)
-    else:
-        edges = np.unique(np.quantile(reference, np.linspace(0, 1, 11))[1:-1])
-        expected = np.bincount(np.searchsorted(edges, reference, "right"),
-                               minlength=len(edges) + 1)
-        actual = np.bincount(np.searchsorted(edges, recent, "right"), minlength=len(edges) + 1)
-    e = np.maximum(expected / max(expected.sum(), 1), _FLOOR)
-    a = np.maximum(actual / max(actual.sum(), 1), _FLOOR)
-    return float(np.sum((a - e) * np.log(a / e)))
+    return Histogram.of(reference, classes).psi(recent)
 
 
 def row_statistics(request: InferRequest, answer: InferResponse) -> dict[str, np.ndarray]:
     """Each answered row's statistics (aspect ratio only for uploads)."""
-    rows = answer.batch.reshape(len(answer.batch), -1)
-    low, high = rows.min(axis=1, keepdims=True), rows.max(axis=1, keepdims=True)
-    found = {"predicted_class": answer.probabilities.argmax(axis=1).astype(float),
-             "confidence": answer.probabilities.max(axis=1),
-             "brightness": rows.mean(axis=1), "contrast": rows.std(axis=1),
-             "clipped": ((rows <= low) | (rows >= high)).mean(axis=1)}
-    shapes = [(d.facts["width"], d.facts["height"]) for d in answer.images if d is not None]
-    if shapes:
-        found["aspect_ratio"] = np.array([w / h for w, h in shapes], dtype=float)  # type: ignore[operator]
-    return found
+    return statistics(answer.batch, answer.probabilities,
+                      [(d.facts["width"], d.facts["height"])  # type: ignore[misc]
+                       for d in answer.images if d is not None])
 
 
 class DriftMonitor:
@@ -104,17 +96,30 @@ class DriftMonitor:
         key = (answer.model_name, answer.model_version)
         profile = self._profiles.get(key)
         if profile is None:
-            profile = self._profiles[key] = _Profile(len(answer.labels), self.window)
-        if profile.add(row_statistics(request, answer), self.size):
+            given = call.served.drift_reference if call.served is not None else None
+            profile = self._profiles[key] = _Profile(len(answer.labels), self.window,
+                                                     self.size, given)
+        if profile.add(row_statistics(request, answer)):
             labels = (answer.model_name, str(answer.model_version))
             for name, value in profile.figures().items():
                 metrics.DRIFT_PSI.labels(*labels, name).set(value)
 
-    def figures(self, model: str, version: int) -> dict[str, Any]:
-        """What `GET /models/<name>` shows: the reference's progress and the latest PSI."""
+    def reference(self, model: str, version: int) -> Reference | None:
+        """The version's reference in this worker, None while its first rows build it."""
         profile = self._profiles.get((model, version))
-        rows = profile.rows if profile else 0
-        return {"reference_rows": min(rows, self.size), "reference_size": self.size,
-                "window_rows": max(0, min(rows - self.size, self.window)),
+        return profile.reference if profile else None
+
+    def figures(self, model: str, version: int, given: Reference | None) -> dict[str, Any]:
+        """What `GET /models/<name>` shows: the reference's source and progress (`given`:
+        the version's own, from a file or its examples), and the latest PSI."""
+        profile = self._profiles.get((model, version))
+        reference = profile.reference if profile else given
+        building = len(profile.building.get("confidence", ())) if profile else 0
+        return {"reference_source": reference.source if reference else "requests",
+                "reference_from": reference.origin if reference else "",
+                "reference_rows": reference.rows if reference else building,
+                "reference_size": self.size if reference is None
+                or reference.source == "requests" else reference.rows,
+                "window_rows": min(profile.rows, self.window) if profile else 0,
                 "psi": dict(profile.psi) if profile else {},
                 "thresholds": {"no_drift_below": NO_DRIFT, "drift_above": DRIFT}}

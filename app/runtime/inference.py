@@ -19,6 +19,7 @@ from PIL import Image
 from app.config import Settings
 from app.runtime.batcher import BatchObserver, MicroBatcher
 from app.runtime.classifier import Classifier
+from app.runtime.drift_reference import Reference
 from app.runtime.errors import ExplanationsOff, InvalidInput
 from app.runtime.explain import Explainer, Explanation
 from app.runtime.imaging import DecodedImage, maybe_invert, open_image
@@ -56,13 +57,15 @@ class InferenceService:
 
     def __init__(self, classifier: Classifier, settings: Settings,
                  observer: BatchObserver | None = None,
-                 prediction_log: PredictionLog | None = None) -> None:
+                 prediction_log: PredictionLog | None = None,
+                 drift_reference: Reference | None = None) -> None:
         if not classifier.ready or classifier.runtime is None:
             raise RuntimeError("InferenceService needs a loaded classifier")
         self.classifier = classifier
         self.settings = settings
         self.leases = 0  # requests holding it (app.runtime.repository drains them)
         self.prediction_log = prediction_log
+        self.drift_reference = drift_reference  # from a file or the examples (DRIFT_REFERENCE)
         self.batcher = MicroBatcher(classifier.predict,
                                     max_batch_size=classifier.batch_limit,
                                     max_delay_s=settings.MAX_BATCH_DELAY_MS / 1000,

@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from app import metrics
 from app.config import Settings
 from app.runtime.classifier import Classifier
+from app.runtime.drift_sources import initial_reference
 from app.runtime.errors import UnknownModel
 from app.runtime.inference import InferenceService
 from app.runtime.offload import ThreadRunner
@@ -28,8 +30,8 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_S = 60.0
 
 
-def _inline(fn: Callable[[], None]) -> None:
-    fn()
+def _inline(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ class ModelRepository:
 
     def load(self, name: str, version: int, path: Path, shared_card: Path | None,
              run: ThreadRunner | None = None) -> InferenceService:
-        """Load and warm one version, the TensorFlow part through `run` (a real thread:
+        """Load and warm one version (and, with DRIFT_REFERENCE, take the drift reference it
+        starts with), the TensorFlow part through `run` (a real thread:
         seconds of C work must not stall the gevent hub). Its batcher is started here, on
         the caller's hub: a greenlet made in another thread would never run."""
         classifier = Classifier(path, self.settings,
@@ -87,9 +90,12 @@ class ModelRepository:
         (run or _inline)(classifier.load)
         assert classifier.runtime is not None
         runtime = classifier.runtime.engine.name
+        reference = (run or _inline)(initial_reference, classifier, self.settings) \
+            if self.settings.DRIFT_REFERENCE else None
         service = InferenceService(classifier, self.settings,
                                    observer=metrics.batch_observer(name, version, runtime),
-                                   prediction_log=self.prediction_log)
+                                   prediction_log=self.prediction_log,
+                                   drift_reference=reference)
         metrics.record_model(classifier.describe(), classifier.load_seconds or 0.0)
         return service
 

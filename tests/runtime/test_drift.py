@@ -1,9 +1,12 @@
 """Drift in the server: the bundled model's reference from real Fashion-MNIST test images,
 then the next test images (no drift) and the same images inverted (drift), as gauges and in
-GET /models/<name>; and the alert rule, by promtool."""
+GET /models/<name>; a reference from a labelled examples folder, and from a file shipped
+beside the model (which comes first), both from the first request; and the alert rule, by
+promtool."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -11,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from servers import ROOT
 
 from app.config import DEFAULT_MODEL_PATH
 from app.runtime.drift import DRIFT, NO_DRIFT, psi
+from app.runtime.drift_reference import Reference, read_reference_file, reference_file
+from app.runtime.loading import ModelLoadError
 from scripts.idx import DATASET_DIR, load_idx
 
 pytestmark = [pytest.mark.slow]
@@ -32,6 +38,30 @@ def _serve(client, images: np.ndarray) -> None:
         assert reply.status_code == 200, reply.get_json()
 
 
+def _drift(client) -> dict:
+    return client.get("/models/fashion_mnist").get_json()["drift"]
+
+
+def _model_copy(folder: Path) -> Path:
+    for suffix in (".h5", ".json"):
+        shutil.copy(DEFAULT_MODEL_PATH.with_suffix(suffix), folder)
+    return folder / DEFAULT_MODEL_PATH.name
+
+
+def _examples_folder(model: Path, per_label: int) -> Path:
+    """Test images the served ones are not, `per_label` of each class, as PNG files in
+    `<stem>.examples/<label>/`."""
+    images = load_idx(DATASET_DIR / "t10k-images-idx3-ubyte.gz")[5000:]
+    classes = load_idx(DATASET_DIR / "t10k-labels-idx1-ubyte.gz")[5000:]
+    root = model.with_name(f"{model.stem}.examples")
+    labels = json.loads(model.with_suffix(".json").read_text())["labels"]
+    for index, label in enumerate(labels):
+        (folder := root / label.replace("/", "-")).mkdir(parents=True)
+        for number, image in enumerate(images[classes == index][:per_label]):
+            Image.fromarray(image).save(folder / f"{number:03}.png")
+    return root
+
+
 def _gauges(client) -> dict[str, float]:
     text = client.get("/metrics").get_data(as_text=True)
     return {m[0]: float(m[1]) for m in re.findall(
@@ -44,8 +74,13 @@ def test_test_images_stay_under_the_threshold_and_inverted_ones_go_over(make_app
     images = load_idx(DATASET_DIR / "t10k-images-idx3-ubyte.gz")[:2000]
     client = make_app(DEFAULT_MODEL_PATH, DRIFT_REFERENCE=1000, DRIFT_WINDOW=500,
                       RUNTIME="tensorflow").test_client()
+    assert _drift(client)["reference_source"] == "requests"  # ten card examples are too few
+    unfinished = client.get("/models/fashion_mnist/drift_reference")
+    assert unfinished.status_code == 503 and "0 of 1000 rows" in unfinished.get_data(True)
     _serve(client, images[:1000])
-    assert client.get("/models/fashion_mnist").get_json()["drift"]["psi"] == {}
+    assert _drift(client)["psi"] == {}
+    shipped = client.get("/models/fashion_mnist/drift_reference").get_json()
+    assert shipped["rows"] == 1000 and shipped["h5serve_drift_reference"] == 1
     _serve(client, images[1000:1500])
     steady = _gauges(client)
     assert set(steady) >= {*INPUT, *PREDICTION, "contrast", "clipped"}, steady
@@ -56,6 +91,80 @@ def test_test_images_stay_under_the_threshold_and_inverted_ones_go_over(make_app
     figures = client.get("/models/fashion_mnist").get_json()["drift"]
     assert figures["psi"] == shifted and figures["window_rows"] == 500
     assert figures["thresholds"] == {"no_drift_below": NO_DRIFT, "drift_above": DRIFT}
+
+
+def test_a_labelled_examples_folder_is_the_reference_from_the_first_request(
+        make_app, tmp_path: Path) -> None:
+    images = load_idx(DATASET_DIR / "t10k-images-idx3-ubyte.gz")[:1000]
+    model = _model_copy(tmp_path)
+    folder = _examples_folder(model, per_label=100)
+    client = make_app(model, DRIFT_REFERENCE=1000, DRIFT_WINDOW=500,
+                      RUNTIME="tensorflow").test_client()
+    figures = _drift(client)
+    assert figures["reference_source"] == "examples", figures
+    assert figures["reference_rows"] == figures["reference_size"] == 1010  # + the card's 10
+    assert str(folder) in figures["reference_from"]
+    _serve(client, images[:500])
+    steady = _drift(client)["psi"]
+    assert set(steady) >= {*INPUT, *PREDICTION, "contrast", "clipped"}, steady
+    assert max(steady.values()) < NO_DRIFT, steady
+    _serve(client, 255 - images[500:1000])
+    shifted = _drift(client)["psi"]
+    assert all(shifted[name] > DRIFT for name in (*INPUT, *PREDICTION)), shifted
+
+
+def test_a_shipped_reference_file_comes_before_the_examples(make_app, tmp_path: Path) -> None:
+    images = load_idx(DATASET_DIR / "t10k-images-idx3-ubyte.gz")[:1500]
+    taken = make_app(DEFAULT_MODEL_PATH, DRIFT_REFERENCE=1000,
+                     RUNTIME="tensorflow").test_client()
+    _serve(taken, images[:1000])
+    model = _model_copy(tmp_path)
+    _examples_folder(model, per_label=20)
+    file = reference_file(model)
+    file.write_bytes(taken.get("/models/fashion_mnist/drift_reference").get_data())
+    client = make_app(model, DRIFT_REFERENCE=1000, DRIFT_WINDOW=500,
+                      RUNTIME="tensorflow").test_client()
+    figures = _drift(client)
+    assert (figures["reference_source"], figures["reference_from"]) == ("file", str(file))
+    assert figures["reference_rows"] == 1000 and figures["window_rows"] == 0
+    _serve(client, images[1000:1500])
+    assert max(_drift(client)["psi"].values()) < NO_DRIFT
+    assert client.get("/models/fashion_mnist/drift_reference").get_json() == \
+        json.loads(file.read_text())  # a shipped file is shipped on as it came
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: {**r, "labels": r["labels"][::-1]}, "labels are not the model's"),
+    (lambda r: {**r, "h5serve_drift_reference": 2}, '"h5serve_drift_reference": 1'),
+    (lambda r: {**r, "statistics": {**r["statistics"], "brightness": {"shares": [1.0]}}},
+     "statistic 'brightness'"),
+    (lambda r: {**r, "statistics": {"predicted_class": {"shares": [0.5, 0.5]}}},
+     "statistic 'predicted_class'"),
+])
+def test_an_unusable_reference_file_refuses_the_model_naming_it(
+        make_app, tmp_path: Path, change, message: str) -> None:
+    model = _model_copy(tmp_path)
+    rng = np.random.default_rng(0)
+    good = Reference.of({"predicted_class": [0.0, 1.0] * 50, "confidence": list(
+        rng.random(100))}, 10, "requests").to_json(tuple(json.loads(
+            model.with_suffix(".json").read_text())["labels"]))
+    reference_file(model).write_text(json.dumps(change(good)))
+    with pytest.raises(ModelLoadError, match=re.escape(message)):
+        make_app(model, DRIFT_REFERENCE=100, RUNTIME="tensorflow")
+
+
+def test_a_reference_file_reads_back_as_it_was_written(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    columns = {"predicted_class": list(rng.integers(0, 3, 300).astype(float)),
+               "confidence": list(rng.random(300)), "brightness": [0.5] * 300}
+    reference = Reference.of(columns, 3, "requests")
+    (file := tmp_path / "m.drift_reference.json").write_text(
+        json.dumps(reference.to_json(("a", "b", "c"))))
+    read = read_reference_file(file, ("a", "b", "c"))
+    assert (read.source, read.rows, read.histograms) == ("file", 300, reference.histograms)
+    recent = rng.random(100)
+    assert read.histograms["confidence"].psi(recent) == \
+        psi(np.array(columns["confidence"]), recent)
 
 
 def test_psi_of_a_sample_against_itself_is_zero_and_grows_with_the_shift() -> None:

@@ -147,6 +147,10 @@ def _seed_api(model: str) -> dict[str, Any]:
             method, body = next(iter(operation.items()))
             paths[prefix + suffix] = {method: {
                 **body, "parameters": [*params, *body.get("parameters", [])]}}
+        paths[prefix + "/drift_reference"] = {"get": {
+            "summary": "The version's drift reference, as the file to ship beside the model",
+            "parameters": params, "responses": _responses(_json({"type": "object", "required": [
+                "h5serve_drift_reference", "rows", "labels", "statistics"]}), 404, 503)}}
     return {
         **{path: op for path, op in operations.items() if path},
         **paths,

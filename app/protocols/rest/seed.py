@@ -89,11 +89,30 @@ def readyz() -> Response:
 def model_info(name: str | None = None, version: str | None = None) -> Response:
     """Name, version, input spec, labels, preprocessing and library versions; for a
     model on a roll-out, its state and evidence too; with DRIFT_REFERENCE, its drift."""
-    description = inference(name, version).classifier.describe()
+    service = inference(name, version)
+    description = service.classifier.describe()
     rollout = dataplane().rollout_status(description["name"])
     if (monitor := drift()) is not None:
-        description["drift"] = monitor.figures(description["name"], description["version"])
+        description["drift"] = monitor.figures(service.name, service.version,
+                                               service.drift_reference)
     return jsonify({**description, "rollout": rollout} if rollout else description)
+
+
+@bp.get("/models/<name>/drift_reference")
+@bp.get("/models/<name>/versions/<version>/drift_reference")
+def drift_reference(name: str, version: str | None = None) -> Response:
+    """The version's drift reference in this worker, as the file that, shipped beside the
+    model, makes it the reference from the first request on (app.runtime.drift_reference)."""
+    service = inference(name, version)
+    if (monitor := drift()) is None:
+        raise ApiError(404, "drift_off", "Drift is off on this server (DRIFT_REFERENCE=0).")
+    reference = monitor.reference(service.name, service.version) or service.drift_reference
+    if reference is None:
+        figures = monitor.figures(service.name, service.version, None)
+        raise NotReady(f"The drift reference of {service.name} version {service.version} is "
+                       f"not complete yet: {figures['reference_rows']} of "
+                       f"{figures['reference_size']} rows.", retry_after_s=60)
+    return jsonify(reference.to_json(service.labels))
 
 
 @bp.get("/models")
