@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from helpers import bundled_model_copy, fashion_examples
 from servers import ROOT
 
 from app.config import DEFAULT_MODEL_PATH
@@ -40,26 +40,6 @@ def _serve(client, images: np.ndarray) -> None:
 
 def _drift(client) -> dict:
     return client.get("/models/fashion_mnist").get_json()["drift"]
-
-
-def _model_copy(folder: Path) -> Path:
-    for suffix in (".h5", ".json"):
-        shutil.copy(DEFAULT_MODEL_PATH.with_suffix(suffix), folder)
-    return folder / DEFAULT_MODEL_PATH.name
-
-
-def _examples_folder(model: Path, per_label: int) -> Path:
-    """Test images the served ones are not, `per_label` of each class, as PNG files in
-    `<stem>.examples/<label>/`."""
-    images = load_idx(DATASET_DIR / "t10k-images-idx3-ubyte.gz")[5000:]
-    classes = load_idx(DATASET_DIR / "t10k-labels-idx1-ubyte.gz")[5000:]
-    root = model.with_name(f"{model.stem}.examples")
-    labels = json.loads(model.with_suffix(".json").read_text())["labels"]
-    for index, label in enumerate(labels):
-        (folder := root / label.replace("/", "-")).mkdir(parents=True)
-        for number, image in enumerate(images[classes == index][:per_label]):
-            Image.fromarray(image).save(folder / f"{number:03}.png")
-    return root
 
 
 def _gauges(client) -> dict[str, float]:
@@ -96,8 +76,8 @@ def test_test_images_stay_under_the_threshold_and_inverted_ones_go_over(make_app
 def test_a_labelled_examples_folder_is_the_reference_from_the_first_request(
         make_app, tmp_path: Path) -> None:
     images = load_idx(DATASET_DIR / "t10k-images-idx3-ubyte.gz")[:1000]
-    model = _model_copy(tmp_path)
-    folder = _examples_folder(model, per_label=100)
+    model = bundled_model_copy(tmp_path)
+    folder = fashion_examples(model, per_label=100)
     client = make_app(model, DRIFT_REFERENCE=1000, DRIFT_WINDOW=500,
                       RUNTIME="tensorflow").test_client()
     figures = _drift(client)
@@ -118,8 +98,8 @@ def test_a_shipped_reference_file_comes_before_the_examples(make_app, tmp_path: 
     taken = make_app(DEFAULT_MODEL_PATH, DRIFT_REFERENCE=1000,
                      RUNTIME="tensorflow").test_client()
     _serve(taken, images[:1000])
-    model = _model_copy(tmp_path)
-    _examples_folder(model, per_label=20)
+    model = bundled_model_copy(tmp_path)
+    fashion_examples(model, per_label=20)
     file = reference_file(model)
     file.write_bytes(taken.get("/models/fashion_mnist/drift_reference").get_data())
     client = make_app(model, DRIFT_REFERENCE=1000, DRIFT_WINDOW=500,
@@ -143,7 +123,7 @@ def test_a_shipped_reference_file_comes_before_the_examples(make_app, tmp_path: 
 ])
 def test_an_unusable_reference_file_refuses_the_model_naming_it(
         make_app, tmp_path: Path, change, message: str) -> None:
-    model = _model_copy(tmp_path)
+    model = bundled_model_copy(tmp_path)
     rng = np.random.default_rng(0)
     good = Reference.of({"predicted_class": [0.0, 1.0] * 50, "confidence": list(
         rng.random(100))}, 10, "requests").to_json(tuple(json.loads(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers import bundled_model_copy, fashion_examples
 from servers import ROOT, VENV_BIN, free_port, gunicorn
 
 from app.config import DEFAULT_MODEL_PATH, Settings
@@ -130,3 +131,15 @@ def test_inspect_shows_how_this_host_prepared_the_model(cache: Path) -> None:
                                capture_output=True, text=True, timeout=300)
     assert "runtime  not prepared on this host yet" in elsewhere.stdout
 
+
+def test_a_lean_worker_takes_its_drift_reference_from_the_examples(tmp_path: Path) -> None:
+    """Through the prepared runtime's predict: the worker still holds no TensorFlow."""
+    model = bundled_model_copy(tmp_path)
+    fashion_examples(model, per_label=10)
+    with gunicorn(model, tmp_path / "gunicorn.log", RUNTIME="onnxruntime",
+                  RUNTIME_CACHE_DIR=str(tmp_path / "cache"), DRIFT_REFERENCE="1000",
+                  EXPLAIN="off") as (base, process):
+        figures = requests.get(base + "/model", timeout=10).json()["drift"]
+        assert not any(holds_tensorflow(pid) for pid in worker_pids(process))
+    assert figures["reference_source"] == "examples", figures
+    assert figures["reference_rows"] == 10 + 100  # the card's, and the folder's
