@@ -88,9 +88,9 @@ class Settings(EnvironmentSettings):
     EVENTS_INCLUDE_IMAGES: bool = variable(
         False, "send uploads' bytes in request events (else their sha256, size and summary)")
     DRIFT_REFERENCE: int = variable(
-        0, "drift: the first N rows a model version answers after it is ready are its "
-        "reference, compared with its latest `DRIFT_WINDOW` rows by PSI ([Drift]"
-        "(operations.md#drift)); `0` off")
+        0, "drift: a model version's reference, compared with its latest `DRIFT_WINDOW` "
+        "rows by PSI, is its shipped `<stem>.drift_reference.json`, else its examples (at "
+        "most N), else the first N rows it answers ([Drift](operations.md#drift)); `0` off")
     DRIFT_WINDOW: int = variable(500, "drift: the latest rows compared with the reference")
     SELF_CHECK: str = variable(
         "refuse", "at load, run the card's examples that name their label: `refuse` to serve a "
