@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test lint train bench bench-endpoints bench-triton bench-runtimes profile soak
+.PHONY: run test lint train bench bench-endpoints bench-events bench-triton bench-runtimes profile soak
 
 ## Serve the bundled model (or $MODEL_PATH) with gunicorn + gevent on http://127.0.0.1:5000
 run:
@@ -33,6 +33,11 @@ bench:
 bench-endpoints:
 	scripts/bootstrap.sh dev
 	$(BIN)/python -m bench.endpoints $(if $(AGAINST),--against $(AGAINST))
+
+## Inference events with the sink stopped: p99 against events off, and the drop count (about 2 minutes)
+bench-events:
+	scripts/bootstrap.sh dev
+	$(BIN)/python -m bench.events_sink_down
 
 ## h5serve against NVIDIA Triton's core (PyTriton, its own venv) on V2 JSON (about 3 minutes)
 bench-triton:
