@@ -65,11 +65,12 @@ def initial_reference(classifier: Classifier, settings: Settings) -> Reference |
                      classifier.name, classifier.version, len(files), MIN_EXAMPLES,
                      settings.DRIFT_REFERENCE)
         return None
-    buckets = bucket_sizes(settings.MAX_BATCH_SIZE, classifier.runtime.engine.padded)
+    size = classifier.batch_limit  # the batcher's: the sizes this runtime is run with
+    buckets = bucket_sizes(size, classifier.runtime.engine.padded)
     columns: dict[str, list[float]] = {}
-    for start in range(0, len(files), settings.MAX_BATCH_SIZE):
+    for start in range(0, len(files), size):
         decoded = [_decode(name, data, classifier, settings)
-                   for name, data in files[start:start + settings.MAX_BATCH_SIZE]]
+                   for name, data in files[start:start + size]]
         assert classifier.image_spec is not None
         batch = classifier.image_spec.to_model_input(np.stack([d.pixels for d in decoded]))
         found = statistics(batch, predict_padded(classifier.predict, buckets, batch),
