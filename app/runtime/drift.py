@@ -28,7 +28,7 @@ import numpy as np
 from app import metrics
 from app.runtime.dataplane import Call
 from app.runtime.dataplane.types import InferRequest, InferResponse
-from app.runtime.drift_reference import Histogram, Reference, statistics
+from app.runtime.drift_reference import Histogram, Reference, statistics, upload_size
 
 NO_DRIFT, DRIFT = 0.1, 0.25
 EVERY = 50  # rows between two computations of the figures
@@ -80,8 +80,7 @@ def psi(reference: np.ndarray, recent: np.ndarray, classes: int = 0) -> float:
 def row_statistics(request: InferRequest, answer: InferResponse) -> dict[str, np.ndarray]:
     """Each answered row's statistics (aspect ratio only for uploads)."""
     return statistics(answer.batch, answer.probabilities,
-                      [(d.facts["width"], d.facts["height"])  # type: ignore[misc]
-                       for d in answer.images if d is not None])
+                      [upload_size(d.facts) for d in answer.images if d is not None])
 
 
 class DriftMonitor:

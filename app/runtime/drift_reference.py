@@ -23,7 +23,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -110,6 +110,11 @@ def statistics(batch: np.ndarray, probabilities: np.ndarray,
     if sizes:
         found["aspect_ratio"] = np.array([w / h for w, h in sizes], dtype=float)
     return found
+
+
+def upload_size(facts: dict[str, object]) -> tuple[int, int]:
+    """An upload's (width, height), from what decoding it found (DecodedImage.facts)."""
+    return cast(int, facts["width"]), cast(int, facts["height"])
 
 
 def reference_file(model_path: Path) -> Path:

@@ -25,6 +25,7 @@ from app.runtime.drift_reference import (
     read_reference_file,
     reference_file,
     statistics,
+    upload_size,
 )
 from app.runtime.errors import InvalidInput
 from app.runtime.imaging import DecodedImage, maybe_invert, open_image
@@ -74,8 +75,7 @@ def initial_reference(classifier: Classifier, settings: Settings) -> Reference |
         assert classifier.image_spec is not None
         batch = classifier.image_spec.to_model_input(np.stack([d.pixels for d in decoded]))
         found = statistics(batch, predict_padded(classifier.predict, buckets, batch),
-                           [(int(d.facts["width"]), int(d.facts["height"]))  # type: ignore[call-overload]
-                            for d in decoded])
+                           [upload_size(d.facts) for d in decoded])
         for name, column in found.items():
             columns.setdefault(name, []).extend(column.tolist())
     reference = Reference.of(columns, len(labels), "examples", "; ".join(origins))
