@@ -34,6 +34,9 @@ from app.runtime.dataplane.types import InferRequest, InferResponse
 
 log = logging.getLogger(__name__)
 CAPACITY = 1000  # events waiting per worker; beyond this they are dropped
+# What waiting events may keep alive per worker (uploads, model-input batches, pixels):
+# a thousand 15 MiB uploads behind a sink that is down would otherwise take gigabytes.
+HELD_BYTES = 64 * 2**20
 RETRIES = (0.1, 0.4, 1.6)  # seconds before each retry of an event the sink refused
 TYPE = "org.kubeflow.serving.inference."
 
@@ -49,7 +52,9 @@ class InferenceEvents:
         self.images = settings.EVENTS_INCLUDE_IMAGES
         self.structured = settings.EVENTS_MODE == "structured"
         self._rng = rng or random.Random()
-        self._queue: deque[tuple[str, str, InferRequest, InferResponse]] = deque()
+        # (kind, request id, request, answer, bytes let go when this one leaves)
+        self._queue: deque[tuple[str, str, InferRequest, InferResponse, int]] = deque()
+        self._held = 0  # bytes the queued events keep alive
         self._lost, self._told = 0, None  # dropped since the log last said so, and when
         threading.Thread(target=self._send_forever, name="inference-events",
                          daemon=True).start()
@@ -58,18 +63,31 @@ class InferenceEvents:
         """After an answer: queue its events if sampled, or count them lost."""
         if self._rng.random() >= self.sample:
             return
-        if len(self._queue) + len(self.kinds) > CAPACITY:
+        weight = _weight(request, answer)
+        if len(self._queue) + len(self.kinds) > CAPACITY or self._held + weight > HELD_BYTES:
             self._drop(len(self.kinds))
             return
         request_id = call.origin.request_id()
-        self._queue.extend((kind, request_id, request, answer) for kind in self.kinds)
+        self._held += weight  # let go with the request's last event (they leave in order)
+        self._queue.extend((kind, request_id, request, answer,
+                            weight if kind == self.kinds[-1] else 0) for kind in self.kinds)
 
     def _send_forever(self) -> None:
         while True:
             if not self._queue:
                 time.sleep(0.02)
                 continue
-            message = self._message(*self._queue.popleft())
+            kind, request_id, request, answer, weight = self._queue.popleft()
+            self._held -= weight
+            try:
+                message = self._message(kind, request_id, request, answer)
+            except Exception:  # one event that cannot be built must not end the sender
+                log.exception("inference event %s of request %s could not be built",
+                              kind, request_id)
+                self._drop(1)
+                continue
+            finally:
+                del request, answer  # the message holds what the sink needs
             for pause in (*RETRIES, None):
                 if self._post(message):
                     break
@@ -129,7 +147,7 @@ class InferenceEvents:
     def _drain(self) -> int:
         dropped = 0
         while self._queue:
-            self._queue.popleft()
+            self._held -= self._queue.popleft()[-1]
             dropped += 1
         return dropped
 
@@ -141,6 +159,15 @@ class InferenceEvents:
             log.warning("inference events: %d dropped since the last report (sink %s down, "
                         "slow, or the queue of %d full)", self._lost, self.url, CAPACITY)
             self._lost, self._told = 0, time.monotonic()
+
+
+def _weight(request: InferRequest, answer: InferResponse) -> int:
+    """The bytes a request's waiting events keep alive: what was sent (upload bytes or
+    rows), the model-input batch and the decoded pixels."""
+    sent = sum(sum(map(len, block.data)) if isinstance(block.data, list)
+               else block.data.nbytes for block in request.inputs)
+    pixels = sum(image.pixels.nbytes for image in answer.images if image is not None)
+    return sent + answer.batch.nbytes + pixels
 
 
 def _response(request_id: str, answer: InferResponse) -> dict[str, Any]:

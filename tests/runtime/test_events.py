@@ -139,3 +139,35 @@ def test_event_settings_are_checked_at_start() -> None:
         with pytest.raises(ValueError, match=next(iter(wrong))):
             Settings.load(wrong, environ={})
 
+
+
+def test_waiting_events_keep_at_most_held_bytes_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a sink that does not answer, big uploads are dropped (and counted) once the
+    queued ones hold HELD_BYTES, not only when CAPACITY events wait."""
+    import numpy as np
+
+    from app import metrics
+    from app.config import Settings
+    from app.runtime import events
+    from app.runtime.dataplane import Call
+    from app.runtime.dataplane.calls import Origin
+    from app.runtime.dataplane.types import InferInput, InferRequest, InferResponse
+
+    stuck = threading.Event()
+    monkeypatch.setattr(events.InferenceEvents, "_post", lambda self, message: stuck.wait())
+    monkeypatch.setattr(events, "HELD_BYTES", 10 * 2**20)
+    sender = events.InferenceEvents(Settings.load({"EVENTS_URL": "http://127.0.0.1:9/"},
+                                                  environ={}))
+    upload = InferRequest(inputs=(InferInput("BYTES", (1,), [bytes(3 * 2**20)]),))
+    answer = InferResponse("m", 1, ("a", "b"), np.zeros((1, 2), np.float32), (),
+                           np.zeros((1, 4), np.float32), (None,))
+    dropped = metrics.EVENTS_DROPPED._value.get()
+    for _ in range(5):  # 3 MiB each: three requests' events wait (9 MiB), two are dropped
+        sender(Call(None, Origin(request_id=lambda: "r")), upload, answer)  # type: ignore[arg-type]
+        time.sleep(0.05)
+    try:
+        assert len(sender._queue) == 5  # the first request event is with the stuck sender
+        assert 9 * 2**20 < sender._held <= events.HELD_BYTES
+        assert metrics.EVENTS_DROPPED._value.get() - dropped == 4
+    finally:
+        stuck.set()
