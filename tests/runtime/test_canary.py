@@ -1,6 +1,7 @@
 """Roll-outs in one process: the card's block, the rules, the shared store (a worker
-restart), sticky canary routing, and the whole loop through the REST doors, with the
-admin's promote and abort. Live gunicorn runs: tests/runtime/test_canary_live.py."""
+restart), sticky canary routing, the whole loop through the REST doors, with the
+admin's promote and abort, and a mirror that falls behind. Live runs through nginx TLS
+and gunicorn: tests/runtime/test_canary_live.py."""
 
 from __future__ import annotations
 
