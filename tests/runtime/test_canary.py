@@ -1,9 +1,12 @@
 """Roll-outs in one process: the card's block, the rules, the shared store (a worker
-restart), sticky canary routing, and the whole loop through the REST doors, with the
-admin's promote and abort. Live gunicorn runs: tests/runtime/test_canary_live.py."""
+restart), sticky canary routing, the whole loop through the REST doors, with the
+admin's promote and abort, and a mirror that falls behind. Live runs through nginx TLS
+and gunicorn: tests/runtime/test_canary_live.py."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from helpers import upload
 from app.runtime.canary.evidence import Evidence
 from app.runtime.canary.policy import PolicyError, RolloutPolicy
 from app.runtime.canary.rules import PROMOTE, ROLL_BACK, judge
+from app.runtime.canary.shadow import ShadowRunner
 from app.runtime.canary.store import SharedStore
 from app.runtime.canary.trial import Trial
 
@@ -95,8 +99,20 @@ def test_a_canary_takes_its_weight_of_clients_and_each_client_stays_put() -> Non
     assert shadow.route({1: None, 2: None}, "id:x") == 2
 
 
-@pytest.fixture()
-def canary_app(tmp_path: Path) -> Flask:
+class StalledRunner(ShadowRunner):
+    """A mirror that falls behind: its runners start taking jobs when `gate` opens."""
+
+    gate = threading.Event()
+
+    def __init__(self) -> None:
+        super().__init__(depth=4, runners=1)
+
+    def _run(self) -> None:
+        self.gate.wait(10)
+        super()._run()
+
+
+def _canary_app(tmp_path: Path) -> Flask:
     """fash: version 1, and version 2 a good canary for every client, auto off."""
     from app import create_app
 
@@ -111,6 +127,11 @@ def canary_app(tmp_path: Path) -> Flask:
                       "CORS_ORIGINS": ""})
     app.testing = True
     return app
+
+
+@pytest.fixture()
+def canary_app(tmp_path: Path) -> Flask:
+    return _canary_app(tmp_path)
 
 
 def _post(client, n: int, **headers: str) -> list[str]:
@@ -177,3 +198,27 @@ def test_a_bad_shadow_never_answers_and_is_rolled_back_for_agreement(tmp_path: P
     assert index["2"]["reason"].startswith("rolled back: agreement")
     assert set(_post(client, 3)) == {"1"}
     assert np.isfinite(status["evidence"]["mean_delta_p"])
+
+
+def test_a_mirror_that_cannot_keep_up_lowers_the_sample_rate_says_so_and_recovers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The issue: if the candidate's extra compute can't fit, the shadow sample rate
+    drops by itself and says so. A full queue drops the sample (no request waits); once
+    it drains, every request is sampled again."""
+    StalledRunner.gate.clear()
+    monkeypatch.setattr("app.runtime.canary.control.ShadowRunner", StalledRunner)
+    app = _canary_app(tmp_path)
+    client = app.test_client()
+    with caplog.at_level(logging.WARNING, logger="app.runtime.canary.control"):
+        assert set(_post(client, 10, **{"X-API-Key": USER})) == {"2"}  # all answered
+    status = _settle(app, lambda s: s["evidence"]["shadow_sampled"] == 10)["evidence"]
+    assert (status["shadow_sampled"], status["shadow_dropped"]) == (10, 6)  # 4 fit the queue
+    noted = [r.getMessage() for r in caplog.records if "cannot keep up" in r.getMessage()]
+    assert len(noted) == 1 and "effective sample rate 0.80 of the card's 1.00" in noted[0]
+
+    StalledRunner.gate.set()
+    assert _settle(app, lambda s: s["evidence"]["requests"] == 4)["evidence"]["requests"] == 4
+    _post(client, 4, **{"X-API-Key": USER})
+    status = _settle(app, lambda s: s["evidence"]["requests"] == 8)["evidence"]
+    assert (status["requests"], status["shadow_sampled"], status["shadow_dropped"]) == (8, 14, 6)
