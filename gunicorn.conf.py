@@ -8,6 +8,7 @@ through the variables app.config declares (docs/settings.md).
 import gc
 import glob
 import os
+import shutil
 import sys
 import tempfile
 
@@ -66,10 +67,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Prometheus multiprocess mode: every worker writes its metrics to files here and
 # /metrics sums them. Set before any worker imports prometheus_client; emptied at start.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="h5serve-metrics."))
 # State the workers of this master share: models unloaded by a repository request
 # (Settings.H5SERVE_STATE_DIR). Fresh per master: a restart serves everything on disk.
-os.environ.setdefault("H5SERVE_STATE_DIR", tempfile.mkdtemp(prefix="h5serve-state."))
+# Folders made here are this master's alone, and go when it exits (on_exit).
+_made_here = [os.environ.setdefault(name, tempfile.mkdtemp(prefix=prefix))
+              for name, prefix in (("PROMETHEUS_MULTIPROC_DIR", "h5serve-metrics."),
+                                   ("H5SERVE_STATE_DIR", "h5serve-state."))
+              if name not in os.environ]
 
 
 def _preflight():
@@ -116,6 +120,12 @@ def on_starting(server):
     """Start with no stale metric files from an earlier run."""
     for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
         os.remove(path)
+
+
+def on_exit(server):
+    """Remove the folders this master made: every start left two in /tmp before."""
+    for folder in _made_here:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def child_exit(server, worker):

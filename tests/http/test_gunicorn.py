@@ -132,3 +132,14 @@ def test_sigterm_lets_in_flight_requests_finish(slow_model: Path, tmp_path: Path
         events.append("server exited")
     assert statuses == [200] * 3
     assert events == ["sigterm sent"] + ["infer done"] * 3 + ["server exited"]
+
+
+def test_a_stopped_server_leaves_no_folders_behind(bright_model: Path, tmp_path: Path) -> None:
+    """The metrics and shared-state folders gunicorn.conf.py makes go with the master."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    made = ("h5serve-metrics.", "h5serve-state.")
+    with gunicorn(bright_model, tmp_path / "gunicorn.log", TMPDIR=str(scratch)):
+        assert sorted(p.name[:p.name.index(".") + 1] for p in scratch.iterdir()
+                      if p.name.startswith(made)) == sorted(made)
+    assert not [p for p in scratch.iterdir() if p.name.startswith(made)]
