@@ -122,14 +122,18 @@ up() {
     KEY_RATE_LIMIT=${KEY_RATE_LIMIT:-50r/s} KEY_RATE_LIMIT_BURST=${KEY_RATE_LIMIT_BURST:-100} \
     PROXY_READ_TIMEOUT=${PROXY_READ_TIMEOUT:-60s} \
     STATIC_ROOT=$dir/static ACME_ROOT=$dir/acme
-  render nginx/templates/default.conf.template "$dir/conf.d/default.conf"
+  # nginx listens on loopback only, like gunicorn (the templates take an address too)
+  HTTP_PORT=127.0.0.1:$HTTP_PORT HTTPS_PORT=127.0.0.1:$HTTPS_PORT \
+    render nginx/templates/default.conf.template "$dir/conf.d/default.conf"
   render nginx/templates/https-server.inc.template "$dir/conf.d/https-server.inc"
   render nginx/templates/tls.inc.template "$dir/conf.d/tls.inc"
   if [ -n "${GRPC_PORT:-}" ]; then  # gRPC through nginx's TLS
-    APP_GRPC_UPSTREAM=$GRPC_BIND render nginx/grpc/grpc.conf.template "$dir/conf.d/grpc.conf"
+    APP_GRPC_UPSTREAM=$GRPC_BIND GRPC_PORT=127.0.0.1:$GRPC_PORT \
+      render nginx/grpc/grpc.conf.template "$dir/conf.d/grpc.conf"
   fi
   if [ -n "${TLS_CLIENT_CA:-}" ]; then  # client certificates on their own port
-    MTLS_PORT=${MTLS_PORT:-18444} render nginx/mtls/mtls.conf.template "$dir/conf.d/mtls.conf"
+    MTLS_PORT=127.0.0.1:${MTLS_PORT:-18444} \
+      render nginx/mtls/mtls.conf.template "$dir/conf.d/mtls.conf"
   fi
   cp nginx/nginx.conf "$dir/nginx.conf"
   nginx -q -t -p "$dir/" -e logs/error.log -c nginx.conf
