@@ -113,7 +113,8 @@ class InferenceService:
         args = (data, self.spec, self.settings.MAX_IMAGE_PIXELS, side)
         decoded = (self._decode_in_thread(open_image, *args)
                    if len(data) >= OFFLOAD_DECODE_BYTES else open_image(*args))
-        return replace(decoded, pixels=maybe_invert(decoded.pixels, self.spec.invert))
+        pixels = maybe_invert(decoded.pixels, self.spec.invert)
+        return decoded if pixels is decoded.pixels else replace(decoded, pixels=pixels)
 
     def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(N, H, W, C) pixels, 0-255 -> probabilities (N, classes)."""

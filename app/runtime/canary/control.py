@@ -74,9 +74,10 @@ class RolloutControl:
             threading.Thread(target=self._loop, name="rollout-judge", daemon=True).start()
         return sources
 
-    def route(self, model: ServedModel, client: str) -> int | None:
-        return trial.route(model.versions, client) if (trial := self._trials.get(model.name)) \
-            else None
+    def route(self, model: ServedModel, client: Callable[[], str]) -> int | None:
+        """The version a roll-out sends this client to; `client` is asked only then."""
+        return trial.route(model.versions, client()) \
+            if (trial := self._trials.get(model.name)) else None
 
     def observe(self, service: InferenceService, probabilities: np.ndarray | None,
                 seconds: float, rerun: Rerun) -> None:

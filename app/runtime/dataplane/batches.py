@@ -53,7 +53,9 @@ def _block(service: InferenceService, block: InferInput, keep_pictures: bool
         if not block.data:
             raise invalid_argument("BYTES input: shape [N] (or [N, 1]), N > 0 encoded images")
         decoded = [service.decode(data, keep_pictures) for data in block.data]
-        return service.spec.to_model_input(np.stack([d.pixels for d in decoded])), decoded
+        pixels = decoded[0].pixels[None] if len(decoded) == 1 \
+            else np.stack([d.pixels for d in decoded])  # one upload: no copy
+        return service.spec.to_model_input(pixels), decoded
     assert isinstance(block.data, np.ndarray)
     if block.datatype == "PIXELS":
         return service.spec.to_model_input(block.data), [None] * len(block.data)

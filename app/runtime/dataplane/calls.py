@@ -26,7 +26,8 @@ from app.runtime.tracing import RequestTrace, enabled
 if TYPE_CHECKING:
     from app.runtime.dataplane.types import InferRequest, InferResponse
 
-Router = Callable[[ServedModel, str], int | None]  # (served model, client) -> version
+# (served model, who asks: read only for a model on a roll-out) -> version
+Router = Callable[[ServedModel, Callable[[], str]], int | None]
 Watcher = Callable[["Call", "InferRequest", "InferResponse"], None]
 _WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -74,7 +75,7 @@ class Call:
             self.routed = router is not None and number is None and not label
             self.served = self._models.acquire(
                 name or None, number, label or None,
-                (lambda model: router(model, client())) if self.routed else None)  # type: ignore[misc]
+                (lambda model: router(model, client)) if self.routed else None)  # type: ignore[misc]
             self._held = True
             if self.trace is not None:  # all until now read and parsed the request
                 self.trace.describe(self.served.name, self.served.version,
