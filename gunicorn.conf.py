@@ -65,15 +65,18 @@ os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _threads)
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Folders made here are this master's alone, and go when it exits (on_exit).
+_made_here = []
 # Prometheus multiprocess mode: every worker writes its metrics to files here and
 # /metrics sums them. Set before any worker imports prometheus_client; emptied at start.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="h5serve-metrics.")
+    _made_here.append(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 # State the workers of this master share: models unloaded by a repository request
 # (Settings.H5SERVE_STATE_DIR). Fresh per master: a restart serves everything on disk.
-# Folders made here are this master's alone, and go when it exits (on_exit).
-_made_here = [os.environ.setdefault(name, tempfile.mkdtemp(prefix=prefix))
-              for name, prefix in (("PROMETHEUS_MULTIPROC_DIR", "h5serve-metrics."),
-                                   ("H5SERVE_STATE_DIR", "h5serve-state."))
-              if name not in os.environ]
+if "H5SERVE_STATE_DIR" not in os.environ:
+    os.environ["H5SERVE_STATE_DIR"] = tempfile.mkdtemp(prefix="h5serve-state.")
+    _made_here.append(os.environ["H5SERVE_STATE_DIR"])
 
 
 def _preflight():

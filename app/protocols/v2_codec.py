@@ -11,6 +11,7 @@ disagree with shapes are errors naming the tensor.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -87,7 +88,7 @@ def from_files(name: str, shape: tuple[int, ...], items: Sequence[Any],
 def bytes_count(shape: tuple[int, ...]) -> int:
     """The number of files a BYTES shape holds: [N] or [N, 1], N > 0."""
     count = shape[0] if shape else 0
-    if len(shape) not in (1, 2) or int(np.prod(shape)) != count or not count:
+    if len(shape) not in (1, 2) or math.prod(shape) != count or not count:  # not np.prod: 15 us
         raise invalid_argument("BYTES input: shape [N] (or [N, 1]), N > 0 encoded images")
     return count
 

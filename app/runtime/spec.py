@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -46,9 +47,10 @@ class ImageSpec:
         """Shape of one image as decoded: height, width, channels."""
         return (self.height, self.width, self.channels)
 
-    @property
+    @cached_property
     def model_shape(self) -> tuple[int, ...]:
-        """Shape of one item as the model takes it (without the batch axis)."""
+        """Shape of one item as the model takes it (without the batch axis); kept, as
+        every request asks."""
         h, w, c = self.pixel_shape
         return {"hwc": (h, w, c), "chw": (c, h, w), "hw": (h, w), "flat": (h * w * c,)}[self.layout]
 

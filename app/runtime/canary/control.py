@@ -75,9 +75,8 @@ class RolloutControl:
         return sources
 
     def route(self, model: ServedModel, client: Callable[[], str]) -> int | None:
-        """The version a roll-out sends this client to; `client` is asked only then."""
-        return trial.route(model.versions, client()) \
-            if (trial := self._trials.get(model.name)) else None
+        trial = self._trials.get(model.name)  # who asks is read only for a model on trial
+        return trial.route(model.versions, client()) if trial else None
 
     def observe(self, service: InferenceService, probabilities: np.ndarray | None,
                 seconds: float, rerun: Rerun) -> None:
