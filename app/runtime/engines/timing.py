@@ -83,9 +83,16 @@ def batch_limit(forward: Callable[[np.ndarray], Any], shape: tuple[int, ...],
     OpenVINO: 108, 111, 109, 105 images/s at batch 4, 8, 16, 32), while every image in a
     batch holds its activations (the same process: 177, 242, 352, 645 MB) and the memory
     stays after the biggest batch has run. Timed where the model is prepared, in a process
-    that exits, so no worker pays for the batches measured here.
+    that exits, so no worker pays for the batches measured here. A size is timed only if
+    two calls of it fit `seconds`: a model too slow for that (a second an image) keeps
+    BATCHED untimed, where batching gains it nothing anyway.
     """
     rates: dict[int, float] = {}
+
+    def seconds_per_call(size: int) -> float:
+        started = time.perf_counter()
+        forward(np.zeros((size, *shape), np.float32))
+        return time.perf_counter() - started
 
     def rate(size: int) -> float:
         batch = np.zeros((size, *shape), np.float32)
@@ -100,10 +107,12 @@ def batch_limit(forward: Callable[[np.ndarray], Any], shape: tuple[int, ...],
         return rates[size]
 
     size = min(BATCHED, max_batch_size)
-    current = rate(size) if size < max_batch_size else 0.0
+    if size == max_batch_size or 2 * size * seconds_per_call(1) > seconds:
+        return size, {}
+    current = rate(size)
     while size < max_batch_size:
         bigger = min(2 * size, max_batch_size)
-        if rate(bigger) < GAIN * current:
+        if 2 * bigger / current > seconds or rate(bigger) < GAIN * current:
             break
         size, current = bigger, rates[bigger]
     return size, {b: round(r, 1) for b, r in sorted(rates.items())}
