@@ -13,7 +13,6 @@ none, the version's first DRIFT_REFERENCE rows build it (app.runtime.drift).
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +27,7 @@ from app.runtime.drift_reference import (
     upload_size,
 )
 from app.runtime.errors import InvalidInput
-from app.runtime.imaging import DecodedImage, maybe_invert, open_image
+from app.runtime.imaging import DecodedImage, open_upload
 from app.runtime.labelled_folders import (
     ExamplesError,
     examples_folder,
@@ -37,6 +36,7 @@ from app.runtime.labelled_folders import (
 )
 from app.runtime.loading import ModelLoadError
 from app.runtime.padding import bucket_sizes, predict_padded
+from app.runtime.self_check import find_example
 
 if TYPE_CHECKING:
     from app.runtime.classifier import Classifier
@@ -91,8 +91,7 @@ def _example_files(classifier: Classifier, most: int
     assert classifier.card is not None
     files, origins = [], []
     for example in classifier.card.examples:
-        path = next((f / example.file for f in classifier.example_folders
-                     if (f / example.file).is_file()), None)
+        path = find_example(example.file, classifier.example_folders)
         if path is not None:
             files.append((example.file, path.read_bytes()))
     if files:
@@ -115,8 +114,7 @@ def _decode(name: str, data: bytes, classifier: Classifier, settings: Settings
     spec = classifier.image_spec
     assert spec is not None
     try:
-        decoded = open_image(data, spec, settings.MAX_IMAGE_PIXELS)
+        return open_upload(data, spec, settings.MAX_IMAGE_PIXELS)
     except InvalidInput as exc:
         raise ModelLoadError(f"{classifier.path}: drift reference: example {name}: "
                              f"{exc.message}") from None
-    return replace(decoded, pixels=maybe_invert(decoded.pixels, spec.invert))

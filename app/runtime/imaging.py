@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -155,3 +155,13 @@ def maybe_invert(pixels: np.ndarray, invert: bool | str) -> np.ndarray:
         if border.mean() <= 127.5:
             return pixels
     return 255 - pixels
+
+
+def open_upload(data: bytes, spec: ImageSpec, max_pixels: int, display_side: int = 0
+                ) -> DecodedImage:
+    """An uploaded file as the model's training data looked: `open_image`, then inverted
+    where the card says (no copy when it is not). Uploads, the self-check's examples and
+    the drift reference's all go through here, so they are decoded alike."""
+    decoded = open_image(data, spec, max_pixels, display_side)
+    pixels = maybe_invert(decoded.pixels, spec.invert)
+    return decoded if pixels is decoded.pixels else replace(decoded, pixels=pixels)

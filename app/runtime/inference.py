@@ -11,7 +11,7 @@ draws it over the picture the decode kept (app.runtime.overlay).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -22,7 +22,7 @@ from app.runtime.classifier import Classifier
 from app.runtime.drift_reference import Reference
 from app.runtime.errors import ExplanationsOff, InvalidInput
 from app.runtime.explain import Explainer, Explanation
-from app.runtime.imaging import DecodedImage, maybe_invert, open_image
+from app.runtime.imaging import DecodedImage, open_upload
 from app.runtime.offload import ThreadRunner, real_lock
 from app.runtime.overlay import overlay_png
 from app.runtime.prediction_log import PredictionLog
@@ -111,10 +111,8 @@ class InferenceService:
         files decode in a real thread."""
         side = self.settings.EXPLAIN_MAX_SIDE if display else 0
         args = (data, self.spec, self.settings.MAX_IMAGE_PIXELS, side)
-        decoded = (self._decode_in_thread(open_image, *args)
-                   if len(data) >= OFFLOAD_DECODE_BYTES else open_image(*args))
-        pixels = maybe_invert(decoded.pixels, self.spec.invert)
-        return decoded if pixels is decoded.pixels else replace(decoded, pixels=pixels)
+        return (self._decode_in_thread(open_upload, *args)
+                if len(data) >= OFFLOAD_DECODE_BYTES else open_upload(*args))
 
     def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(N, H, W, C) pixels, 0-255 -> probabilities (N, classes)."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from app.config import Settings
 from app.runtime.errors import InvalidInput
-from app.runtime.imaging import decode_image, maybe_invert
+from app.runtime.imaging import open_upload
 from app.runtime.model_card import SCALES, ModelCard
 from app.runtime.spec import ImageSpec
 
@@ -46,11 +46,16 @@ class SelfCheck:
                f"({'; '.join(self.wrong)}); {hint}"
 
 
+def find_example(file: str, folders: list[Path]) -> Path | None:
+    """A card's example file in the first of `folders` that holds it."""
+    return next((folder / file for folder in folders if (folder / file).is_file()), None)
+
+
 def labelled_examples(card: ModelCard, folders: list[Path]) -> list[LabelledExample]:
     """The card's examples that name their label, read from the first folder holding each."""
     found = []
     for example in card.examples:
-        path = next((f / example.file for f in folders if (f / example.file).is_file()), None)
+        path = find_example(example.file, folders)
         if example.label is not None and path is not None:
             found.append(LabelledExample(example.file, path.read_bytes(), example.label))
     return found
@@ -95,8 +100,7 @@ def answers(predict: Predict, spec: ImageSpec, labels: tuple[str, ...],
 
 def _pixels(example: LabelledExample, spec: ImageSpec) -> np.ndarray:
     try:
-        return maybe_invert(decode_image(example.data, spec, Settings.MAX_IMAGE_PIXELS),
-                            spec.invert)
+        return open_upload(example.data, spec, Settings.MAX_IMAGE_PIXELS).pixels
     except InvalidInput as exc:
         raise ValueError(f"example {example.file}: {exc.message}") from None
 
