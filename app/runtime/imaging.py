@@ -78,7 +78,9 @@ def open_image(data: bytes, spec: ImageSpec, max_pixels: int, display_side: int 
             image.draft("L" if spec.channels == 1 and not display_side else "RGB",
                         (max(display_side, spec.width * draft_margin),
                          max(display_side, spec.height * draft_margin)))
-        image = ImageOps.exif_transpose(image)
+        # In place: the default returns a copy even when nothing turns (0.6 ms a 640x480
+        # photo). Turning a drafted JPEG loads it; an upright one loads in the resize.
+        ImageOps.exif_transpose(image, in_place=True)
         display = _display(image, display_side) if display_side else None
         image = to_mode(image, "L" if spec.channels == 1 else "RGB")
         fast = spec.resize != "nearest" and draft_margin

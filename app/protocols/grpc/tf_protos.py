@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import sys
 import types
 from typing import Any
@@ -57,7 +58,7 @@ def to_array(tensor: Any) -> np.ndarray:
     """A TensorProto's values: numbers as their dtype, DT_STRING as an object array of
     bytes. ValueError for a dtype a classifier is not sent, or sizes that disagree."""
     shape = [dim.size for dim in tensor.tensor_shape.dim]
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     if tensor.dtype == _DT.Value("DT_STRING"):
         values = np.array(list(tensor.string_val), dtype=object)
     elif tensor.dtype in _NUMERIC:

@@ -7,6 +7,7 @@ can take; anything else is a 422 that says which shapes would be accepted.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,7 @@ def _to_pixel_layout(values: np.ndarray, spec: ImageSpec) -> np.ndarray:
         return values
     if row_shape == (spec.height, spec.width) and spec.channels == 1:
         return values.reshape(n, *spec.pixel_shape)
-    if row_shape in (spec.model_shape, (int(np.prod(spec.model_shape)),)):
+    if row_shape in (spec.model_shape, (math.prod(spec.model_shape),)):
         return spec.from_model_layout(values)
     raise _bad_shape(spec, f"got rows of shape {list(row_shape)}")
 
