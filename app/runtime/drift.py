@@ -12,13 +12,15 @@ bin holds a tenth of the reference; the predicted class uses the classes
 
 Statistics per row: `predicted_class`, `confidence` (the top probability), and of the model
 input: `brightness` (mean), `contrast` (standard deviation), `clipped` (share of values at
-the row's extremes) and, for uploads, `aspect_ratio` (width / height of the file). Figures
-are recomputed every EVERY rows into h5serve_drift_psi{model,version,statistic} (each
+the row's extremes) and, for uploads, `aspect_ratio` (width / height of the file). A version
+reloaded under the same number (its file replaced) starts over with its own reference.
+Figures are recomputed every EVERY rows into h5serve_drift_psi{model,version,statistic} (each
 worker its own; /metrics shows the highest) and `GET /models/<name>`.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +45,9 @@ class _Profile:
     window: int
     size: int
     reference: Reference | None
+    # The loaded version it describes, weakly (a profile must not keep a retired model
+    # alive): a version reloaded under the same number starts a profile of its own.
+    served: weakref.ref[Any] | None = None
     building: dict[str, list[float]] = field(default_factory=dict)
     recent: dict[str, deque[float]] = field(default_factory=dict)
     rows: int = 0  # since the reference was complete
@@ -92,12 +97,14 @@ class DriftMonitor:
         self._profiles: dict[tuple[str, int], _Profile] = {}
 
     def __call__(self, call: Call, request: InferRequest, answer: InferResponse) -> None:
-        key = (answer.model_name, answer.model_version)
+        key, served = (answer.model_name, answer.model_version), call.served
         profile = self._profiles.get(key)
-        if profile is None:
-            given = call.served.drift_reference if call.served is not None else None
-            profile = self._profiles[key] = _Profile(len(answer.labels), self.window,
-                                                     self.size, given)
+        if profile is None or (served is not None and profile.served is not None
+                               and profile.served() is not served):
+            given = served.drift_reference if served is not None else None
+            profile = self._profiles[key] = _Profile(
+                len(answer.labels), self.window, self.size, given,
+                weakref.ref(served) if served is not None else None)
         if profile.add(row_statistics(request, answer)):
             labels = (answer.model_name, str(answer.model_version))
             for name, value in profile.figures().items():

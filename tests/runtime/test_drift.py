@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ from helpers import bundled_model_copy, fashion_examples
 from servers import ROOT
 
 from app.config import DEFAULT_MODEL_PATH
-from app.runtime.drift import DRIFT, NO_DRIFT, psi
+from app.runtime.dataplane.types import InferResponse
+from app.runtime.drift import DRIFT, NO_DRIFT, DriftMonitor, psi
 from app.runtime.drift_reference import Reference, read_reference_file, reference_file
 from app.runtime.loading import ModelLoadError
 from scripts.idx import DATASET_DIR, load_idx
@@ -164,3 +166,36 @@ def test_the_drift_alert_fires_in_promtools_test() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
     assert "H5serveDrift" in Path(rules / "alerts.yml").read_text()
+
+
+class _Served:
+    """A loaded version as the drift monitor sees it (InferenceService's one attribute)."""
+    drift_reference = None
+
+
+class _Call:
+    def __init__(self, served: _Served) -> None:
+        self.served = served
+
+
+def _answer(rows: int, brightness: float) -> InferResponse:
+    return InferResponse("m", 1, ("a", "b"), np.tile([[0.9, 0.1]], (rows, 1)), (),
+                         np.full((rows, 4, 4, 1), brightness, np.float32), (None,) * rows)
+
+
+def test_a_version_reloaded_under_the_same_number_gets_a_reference_of_its_own() -> None:
+    """Its file replaced, version 1 is a new model: the old one's rows are no reference."""
+    monitor, first = DriftMonitor(reference=20, window=10), _Served()
+    monitor(_Call(first), None, _answer(20, 0.2))  # type: ignore[arg-type]
+    assert monitor.reference("m", 1) is not None
+    monitor(_Call(first), None, _answer(5, 0.8))  # type: ignore[arg-type]
+    assert monitor.figures("m", 1, None)["reference_rows"] == 20  # the same load goes on
+    reloaded = _Served()
+    monitor(_Call(reloaded), None, _answer(5, 0.8))  # type: ignore[arg-type]
+    figures = monitor.figures("m", 1, None)
+    assert monitor.reference("m", 1) is None and figures["reference_rows"] == 5, figures
+    monitor(_Call(reloaded), None, _answer(15, 0.8))  # type: ignore[arg-type]
+    assert monitor.reference("m", 1) is not None
+    retired = weakref.ref(first)
+    del first
+    assert retired() is None, "a profile must not keep a retired version alive"
