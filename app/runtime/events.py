@@ -8,10 +8,10 @@ decoded to, unless EVENTS_INCLUDE_IMAGES (then base64).
 
 A request only appends to a bounded queue per worker (the sampling and the appending: no
 encoding, no I/O); one sender, a greenlet under gevent (its socket waits yield to the hub)
-or a thread, builds and posts them, retrying with backoff. A sink that stays down or slow
-never slows answers: what does not fit the queue, and what is still waiting when the
-retries give up, is dropped and counted in h5serve_events_dropped_total; the log says so
-once a minute, not per event.
+or a thread, has each built in a real thread and posts them, retrying with backoff. A
+sink that stays down or slow never slows answers: what does not fit the queue, and what
+is still waiting when the retries give up, is dropped and counted in
+h5serve_events_dropped_total; the log says so once a minute, not per event.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from app import metrics
 from app.config import Settings
 from app.runtime.dataplane import Call
 from app.runtime.dataplane.types import InferRequest, InferResponse
+from app.runtime.offload import ThreadRunner
 
 log = logging.getLogger(__name__)
 CAPACITY = 1000  # events waiting per worker; beyond this they are dropped
@@ -56,6 +57,9 @@ class InferenceEvents:
         self._queue: deque[tuple[str, str, InferRequest, InferResponse, int]] = deque()
         self._held = 0  # bytes the queued events keep alive
         self._lost, self._told = 0, None  # dropped since the log last said so, and when
+        # Under gevent the sender is a greenlet: an event with millions of values would
+        # hold the hub while it is encoded. A real thread lets the hub run between GIL turns.
+        self._build = ThreadRunner(1)
         threading.Thread(target=self._send_forever, name="inference-events",
                          daemon=True).start()
 
@@ -80,7 +84,7 @@ class InferenceEvents:
             kind, request_id, request, answer, weight = self._queue.popleft()
             self._held -= weight
             try:
-                message = self._message(kind, request_id, request, answer)
+                message = self._build(self._message, kind, request_id, request, answer)
             except Exception:  # one event that cannot be built must not end the sender
                 log.exception("inference event %s of request %s could not be built",
                               kind, request_id)
