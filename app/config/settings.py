@@ -43,7 +43,7 @@ class Settings(EnvironmentSettings):
         50_000_000, "largest image, in pixels, checked from the header before decoding")
     MAX_BATCH_SIZE: int = variable(
         32, "most rows the model runs at once (requests queued meanwhile share a batch; on "
-        "TensorFlow and OpenVINO each batch is padded to 1, 2 or a multiple of 4 rows); a "
+        "TensorFlow each batch is padded to 1, 2 or a multiple of 4 rows); a "
         "prepared model batches fewer where bigger batches measured no faster")
     MAX_BATCH_DELAY_MS: float = variable(
         0.0, "how long a batch may wait for company; 0 runs at once when the model is idle")

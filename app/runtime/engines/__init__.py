@@ -31,8 +31,9 @@ class Engine:
     description: str
     forward: Forward
     precision: str = "f32"
-    # Batches padded to a few sizes (app.runtime.padding): TensorFlow and OpenVINO keep
-    # kernels and buffers per shape; ONNX Runtime does not, and padding only costs it.
+    # Batches padded to a few sizes (app.runtime.padding): TensorFlow keeps kernels and
+    # buffers per shape. ONNX Runtime and OpenVINO's open batch axis keep buffers only for
+    # the biggest batch they have run, and padding only costs them compute.
     padded: bool = True
     artefact: Path | None = None  # the converted model's folder (a worker loads it again)
 
